@@ -1,0 +1,146 @@
+"""The `tallyhub` command: serve, db, users, jobs, demo."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+from rich.table import Table
+
+from tallyhub import migrate
+from tallyhub.core.auth import Role, create_user
+from tallyhub.core.jobs import REGISTRY, JobRun, JobRunner
+from tallyhub.core.logging import configure_logging
+from tallyhub.core.runtime import Runtime
+from tallyhub.settings import Settings, get_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="TallyHub: exact, instantly readable statistics.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="Users of the admin API and dashboard.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(demo_app, name="demo")
+
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    import tallyhub.app  # noqa: F401  (registers every domain's jobs and models)
+
+    settings = _settings()
+    configure_logging(json=settings.env == "production", level="WARNING")
+
+    async def main() -> T:
+        runtime = Runtime.build(settings)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.stop()
+
+    return asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to the latest schema."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    console.print(f"database at [bold]{revision}[/]: {settings.database_url}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Migrate, then serve the API, the dashboard and (by default) the embedded scheduler."""
+    settings = _settings()
+    if migrate_first:
+        migrate.upgrade(settings.database_url)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs")
+    if settings.env != "production":
+        console.print("demo login (after `tallyhub demo seed`): [bold]demo[/] / [bold]demo[/]")
+    uvicorn.run("tallyhub.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    role: Annotated[Role, typer.Option()] = Role.operator,
+) -> None:
+    """Create a user."""
+
+    async def work(runtime: Runtime) -> int:
+        return await runtime.db.run(lambda s: _create(s, username, password, role))
+
+    user_id = _with_runtime(work)
+    console.print(f"user [bold]{username}[/] ({role.value}) created with id {user_id}")
+
+
+async def _create(session: AsyncSession, username: str, password: str, role: Role) -> int:
+    user = await create_user(session, username, password, role)
+    return user.id
+
+
+@jobs_app.command("list")
+def jobs_list() -> None:
+    """Registered jobs and their schedules."""
+    import tallyhub.app  # noqa: F401
+
+    table = Table("job", "schedule", "description")
+    for spec in sorted(REGISTRY.values(), key=lambda s: s.name):
+        table.add_row(spec.name, spec.schedule, spec.description)
+    console.print(table)
+
+
+@jobs_app.command("run")
+def jobs_run(name: str) -> None:
+    """Run a job now and print its recorded run."""
+
+    async def work(runtime: Runtime) -> JobRun | None:
+        run_id = await JobRunner(runtime).run(name)
+        async with runtime.db.transaction(readonly=True) as session:
+            return await session.get(JobRun, run_id)
+
+    run = _with_runtime(work)
+    if run is None:
+        raise typer.Exit(1)
+    console.print(f"{run.job_name}: [bold]{run.status}[/] in {run.duration_ms} ms {run.counts or ''}")
+    if run.error:
+        console.print(run.error)
+        raise typer.Exit(1)
+
+
+@demo_app.command("seed")
+def demo_seed(incoming: int = 3000) -> None:
+    """Load demo data (idempotent; refused in production)."""
+    from tallyhub import demo
+
+    settings = _settings()
+    if settings.env == "production":
+        console.print("[red]demo data is refused when TALLYHUB_ENV=production[/]")
+        raise typer.Exit(1)
+    counts = _with_runtime(lambda runtime: demo.seed(runtime, incoming=incoming))
+    console.print(f"demo data ready: {counts}; login [bold]demo[/] / [bold]demo[/]")

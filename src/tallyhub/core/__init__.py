@@ -1,0 +1,1 @@
+"""The shared kit: database edge, group commit, business days, jobs, auth, realtime, metrics."""

@@ -1,0 +1,245 @@
+"""Users, roles, password hashes, JWT bearer tokens and ownership checks.
+
+Roles: admin (everything), operator (reads and changes only what they own), viewer
+(reads everything, changes nothing).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Depends, Form, Request
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from sqlalchemy import Boolean, ColumnElement, Enum, String, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tallyhub.core import metrics
+from tallyhub.core.db import Base, UTCDateTime, utcnow
+from tallyhub.core.http import (
+    Conflict,
+    Forbidden,
+    Session,
+    TooManyRequests,
+    TransactionalRoute,
+    Unauthorized,
+)
+
+_hasher = PasswordHasher()
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    operator = "operator"
+    viewer = "viewer"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def create_user(session: AsyncSession, username: str, password: str, role: Role) -> User:
+    existing = await session.scalar(select(User).where(User.username == username))
+    if existing is not None:
+        raise Conflict(f"user {username!r} already exists", code="user_exists")
+    if len(password) < 4:
+        raise Conflict("password must have at least 4 characters", code="weak_password")
+    user = User(username=username, password_hash=hash_password(password), role=role)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def issue_token(secret: str, user: User, minutes: int) -> str:
+    now = int(time.time())
+    payload = {"sub": str(user.id), "role": user.role.value, "iat": now, "exp": now + minutes * 60}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def decode_token(secret: str, token: str) -> dict[str, Any]:
+    try:
+        return jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+    except jwt.PyJWTError as error:
+        metrics.AUTH_FAILURES.labels(kind="token").inc()
+        raise Unauthorized(f"invalid token: {error}", code="invalid_token") from error
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    id: int
+    username: str
+    role: Role
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in (Role.admin, Role.operator)
+
+    def owns(self, owner_id: int | None) -> bool:
+        """Whether this principal may see a thing owned by `owner_id`."""
+        return self.role != Role.operator or owner_id == self.id
+
+    def visible(self, owner_column: Any) -> ColumnElement[bool]:
+        """A WHERE clause limiting a query to what this principal may see."""
+        if self.role == Role.operator:
+            return owner_column == self.id  # type: ignore[no-any-return]
+        return true()
+
+
+async def principal_from_token(session: AsyncSession, secret: str, token: str) -> Principal:
+    claims = decode_token(secret, token)
+    user = await session.get(User, int(claims["sub"]))
+    if user is None or not user.is_active:
+        raise Unauthorized("user no longer exists or is disabled", code="invalid_token")
+    return Principal(user.id, user.username, user.role)
+
+
+async def _current(request: Request, session: Session) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(
+            "missing bearer token", code="not_authenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return await principal_from_token(session, request.app.state.runtime.secret_key, token)
+
+
+async def _writer(principal: Annotated[Principal, Depends(_current)]) -> Principal:
+    if not principal.can_write:
+        raise Forbidden("this account can only read", code="read_only")
+    return principal
+
+
+async def _admin(principal: Annotated[Principal, Depends(_current)]) -> Principal:
+    if principal.role != Role.admin:
+        raise Forbidden("admin role required", code="admin_only")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(_current)]
+WriterUser = Annotated[Principal, Depends(_writer)]
+AdminUser = Annotated[Principal, Depends(_admin)]
+
+
+# ---------------------------------------------------------------- failed-attempt limiter
+
+
+class FailureLimiter:
+    """Refuses an address after `limit` failures within `window` seconds.
+
+    In-process by default; with Redis the count is shared by every process."""
+
+    def __init__(self, name: str, limit: int, window: int, redis: Redis | None = None) -> None:
+        self.name, self.limit, self.window, self.redis = name, limit, window, redis
+        self._local: dict[str, deque[float]] = {}
+
+    async def check(self, address: str) -> None:
+        if await self._count(address) >= self.limit:
+            metrics.AUTH_FAILURES.labels(kind=f"{self.name}_throttled").inc()
+            raise TooManyRequests(
+                f"too many failed attempts from this address; retry in {self.window} s",
+                headers={"Retry-After": str(self.window)},
+            )
+
+    async def failed(self, address: str) -> None:
+        metrics.AUTH_FAILURES.labels(kind=self.name).inc()
+        if self.redis is not None:
+            key = f"tallyhub:fail:{self.name}:{address}"
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, self.window, nx=True)
+                await pipe.execute()
+            return
+        now = time.monotonic()
+        hits = self._local.setdefault(address, deque())
+        hits.append(now)
+        self._trim(hits, now)
+
+    async def _count(self, address: str) -> int:
+        if self.redis is not None:
+            value = await self.redis.get(f"tallyhub:fail:{self.name}:{address}")
+            return int(value or 0)
+        hits = self._local.get(address)
+        if not hits:
+            return 0
+        self._trim(hits, time.monotonic())
+        return len(hits)
+
+    def _trim(self, hits: deque[float], now: float) -> None:
+        while hits and now - hits[0] > self.window:
+            hits.popleft()
+
+
+# ---------------------------------------------------------------- API
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: Role
+
+
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=TransactionalRoute)
+
+
+@router.post("/token", summary="Exchange username and password for a bearer token")
+async def login(
+    request: Request,
+    session: Session,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Token:
+    runtime = request.app.state.runtime
+    limiter: FailureLimiter = runtime.parts["auth.login_limiter"]
+    address = request.client.host if request.client else "unknown"
+    await limiter.check(address)
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+        await limiter.failed(address)
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    return Token(access_token=issue_token(runtime.secret_key, user,
+                                          runtime.settings.auth.token_minutes))
+
+
+@router.get("/me", summary="The signed-in user")
+async def me(principal: CurrentUser, session: Session) -> UserOut:
+    user = await session.get(User, principal.id)
+    return UserOut.model_validate(user)
+

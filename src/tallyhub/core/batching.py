@@ -1,0 +1,221 @@
+"""Group commit: many small high-rate writes applied together in one transaction.
+
+`await writer.submit(event)` returns only after the transaction holding the event has
+committed, so an acknowledged event is durable. Events wait at most `max_wait_ms` (or
+until `max_batch` are queued); while a batch commits the next one gathers. The apply
+function coalesces deltas per key and touches keys in sorted order, so batches from
+several processes cannot deadlock each other. A retryable error retries the batch;
+an error tied to the data splits the batch so that only the bad event fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tallyhub.core import metrics
+from tallyhub.core.db import Database, backoff, is_retryable
+
+log = structlog.get_logger(__name__)
+
+E = TypeVar("E")
+R = TypeVar("R")
+
+ApplyBatch = Callable[[AsyncSession, Sequence[E]], Awaitable[Sequence[R | Exception]]]
+
+
+class WriterSaturated(Exception):
+    """The writer's queue is full and the caller asked not to wait."""
+
+
+class WriterStopped(Exception):
+    """The writer is not running (not started, or shutting down)."""
+
+
+@dataclass(slots=True)
+class _Pending(Generic[E, R]):
+    event: E
+    future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+_STOP: Any = object()
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached: splitting the batch would only repeat the failure."""
+    return isinstance(
+        error, exc.OperationalError | exc.InterfaceError | OSError | TimeoutError
+    ) and not is_retryable(error)
+
+
+class BatchWriter(Generic[E, R]):
+    def __init__(
+        self,
+        name: str,
+        db: Database,
+        apply: ApplyBatch[E, R],
+        *,
+        enabled: bool = True,
+        max_batch: int = 500,
+        max_wait_ms: float = 2.0,
+        queue_size: int = 20_000,
+        retries: int = 5,
+        concurrency: int = 2,
+    ) -> None:
+        self.name = name
+        self.db = db
+        self.apply = apply
+        self.enabled = enabled
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.retries = retries
+        self.concurrency = 1 if db.dialect == "sqlite" else concurrency
+        self._queue: asyncio.Queue[_Pending[E, R]] = asyncio.Queue(maxsize=queue_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        self._depth = metrics.BATCH_QUEUE_DEPTH.labels(writer=name)
+        self._size = metrics.BATCH_SIZE.labels(writer=name)
+        self._seconds = metrics.BATCH_COMMIT_SECONDS.labels(writer=name)
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._running:
+            return
+        self._running = True
+        if self.enabled:
+            self._tasks = [
+                asyncio.create_task(self._consume(), name=f"batch-writer-{self.name}-{i}")
+                for i in range(self.concurrency)
+            ]
+
+    async def stop(self) -> None:
+        """Apply everything already submitted, then stop."""
+        if not self._running:
+            return
+        self._running = False
+        for _ in self._tasks:
+            await self._queue.put(_STOP)
+        await asyncio.gather(*self._tasks)
+        self._tasks = []
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------ submitting
+
+    async def submit(self, event: E, *, wait: bool = True) -> R:
+        """Queue the event and return its result once its transaction has committed."""
+        if not self._running:
+            raise WriterStopped(self.name)
+        item: _Pending[E, R] = _Pending(event)
+        if not self.enabled:
+            await self._apply_isolating([item])
+            return await item.future
+        if wait:
+            await self._queue.put(item)
+        else:
+            try:
+                self._queue.put_nowait(item)
+            except asyncio.QueueFull:
+                raise WriterSaturated(self.name) from None
+        self._depth.set(self._queue.qsize())
+        return await item.future
+
+    async def submit_many(self, events: Sequence[E]) -> list[R | BaseException]:
+        """Submit several events; one result (or the event's own error) each, in order."""
+        return await asyncio.gather(*(self.submit(e) for e in events), return_exceptions=True)
+
+    # ------------------------------------------------------------ consuming
+
+    async def _consume(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is _STOP:
+                return
+            items = [first]
+            stop_seen = self._drain(items)
+            if not stop_seen and len(items) < self.max_batch and self.max_wait > 0:
+                await asyncio.sleep(self.max_wait)
+                stop_seen = self._drain(items)
+            self._depth.set(self._queue.qsize())
+            await self._apply_isolating(items)
+            if stop_seen:
+                return
+
+    def _drain(self, items: list[_Pending[E, R]]) -> bool:
+        while len(items) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return False
+            if item is _STOP:
+                return True
+            items.append(item)
+        return False
+
+    async def _apply_isolating(self, items: list[_Pending[E, R]]) -> None:
+        """Apply the batch; if data in it fails, split until only the bad event fails."""
+        try:
+            results = await self._apply_retrying(items)
+        except Exception as error:
+            if len(items) == 1 or _is_unavailable(error):
+                for item in items:
+                    self._fail(item, error)
+                return
+            metrics.BATCH_SPLITS.labels(writer=self.name).inc()
+            middle = len(items) // 2
+            await self._apply_isolating(items[:middle])
+            await self._apply_isolating(items[middle:])
+            return
+        for item, result in zip(items, results, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(result, Exception):
+                metrics.BATCH_EVENT_ERRORS.labels(
+                    writer=self.name, error_type=type(result).__name__
+                ).inc()
+                item.future.set_exception(result)
+            else:
+                item.future.set_result(result)
+
+    async def _apply_retrying(self, items: list[_Pending[E, R]]) -> Sequence[R | Exception]:
+        events = [item.event for item in items]
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                async with self.db.transaction() as session:
+                    results = await self.apply(session, events)
+            except (exc.DBAPIError, exc.IntegrityError) as error:
+                # A concurrent writer elsewhere may have claimed a unique key between our read
+                # and our insert; a fresh attempt sees its commit. Bounded, then split.
+                retry = is_retryable(error) or isinstance(error, exc.IntegrityError)
+                if not retry or attempt >= self.retries:
+                    raise
+                attempt += 1
+                metrics.DB_RETRIES.labels(kind=f"batch:{self.name}").inc()
+                log.warning(
+                    "batch.retry", writer=self.name, attempt=attempt, size=len(events),
+                    error=str(error.orig)[:200],
+                )
+                await backoff(attempt)
+                continue
+            self._seconds.observe(time.perf_counter() - started)
+            self._size.observe(len(events))
+            return results
+
+    def _fail(self, item: _Pending[E, R], error: Exception) -> None:
+        metrics.BATCH_EVENT_ERRORS.labels(writer=self.name, error_type=type(error).__name__).inc()
+        log.error("batch.event_failed", writer=self.name, event=repr(item.event)[:300],
+                  error=repr(error)[:300])
+        if not item.future.done():
+            item.future.set_exception(error)

@@ -1,0 +1,197 @@
+"""The HTTP edge: one transaction per request, JSON errors, pagination.
+
+`TransactionalRoute` wraps every endpoint of a router: it opens the session, runs the
+endpoint, commits before the response leaves, and retries the whole request on a deadlock
+or serialization failure. Endpoints get the session through the `Session` dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tallyhub.core import metrics
+from tallyhub.core.db import Database, backoff, is_retryable
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+# ---------------------------------------------------------------- domain errors
+
+
+class DomainError(Exception):
+    """An error the client can act on; the edge turns it into JSON with `status`."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.headers = headers
+
+
+class BadRequest(DomainError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(DomainError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(DomainError):
+    status, code = 404, "not_found"
+
+
+class Conflict(DomainError):
+    status, code = 409, "conflict"
+
+
+class TooManyRequests(DomainError):
+    status, code = 429, "too_many_requests"
+
+
+class Unavailable(DomainError):
+    status, code = 503, "unavailable"
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def domain_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, DomainError)
+        return JSONResponse(error_body(error.code, error.message), error.status, error.headers)
+
+    async def validation_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, RequestValidationError)
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+            problems.append({"field": where, "message": item.get("msg", "invalid")})
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return JSONResponse(
+            error_body("validation_error", summary or "invalid request", fields=problems), 422
+        )
+
+    async def http_error(_: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), error.status_code,
+                            getattr(error, "headers", None))
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+# ---------------------------------------------------------------- the transaction edge
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_only_session(endpoint: F) -> F:
+    """Mark an endpoint whose writes happen elsewhere (a group-commit writer, a job run):
+    its request session only reads, so on SQLite it never holds the write lock that the
+    writer it waits for needs."""
+    endpoint.__tallyhub_readonly__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+class TransactionalRoute(APIRoute):
+    """Runs each request in one transaction that commits before the response is sent."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+        route_name = self.path
+        force_readonly = getattr(self.endpoint, "__tallyhub_readonly__", False)
+
+        async def transactional(request: Request) -> Response:
+            db: Database = request.app.state.runtime.db
+            readonly = force_readonly or request.method in _SAFE_METHODS
+            attempt = 0
+            with metrics.HTTP_DURATION.labels(request.method, route_name).time():
+                while True:
+                    try:
+                        async with db.transaction(readonly=readonly) as session:
+                            request.state.session = session
+                            response = await handler(request)
+                        break
+                    except exc.DBAPIError as error:
+                        if attempt >= 5 or not is_retryable(error):
+                            raise
+                        attempt += 1
+                        metrics.DB_RETRIES.labels(kind="request").inc()
+                        log.warning("request.retry", route=route_name, attempt=attempt)
+                        await backoff(attempt)
+            metrics.HTTP_REQUESTS.labels(request.method, route_name, response.status_code).inc()
+            return response
+
+        return transactional
+
+
+def _session(request: Request) -> AsyncSession:
+    session: AsyncSession | None = getattr(request.state, "session", None)
+    if session is None:
+        raise RuntimeError("route is not a TransactionalRoute; no session was opened")
+    return session
+
+
+Session = Annotated[AsyncSession, Depends(_session)]
+
+
+# ---------------------------------------------------------------- pagination
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+
+class PageParams(BaseModel):
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def _page_params(
+    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200, description="Rows per page (≤ 200)")] = 50,
+) -> PageParams:
+    return PageParams(page=page, page_size=page_size)
+
+
+Paging = Annotated[PageParams, Depends(_page_params)]
+
+
+def page_of(items: Sequence[T], total: int, params: PageParams) -> Page[T]:
+    return Page[T](items=list(items), total=total, page=params.page, page_size=params.page_size)

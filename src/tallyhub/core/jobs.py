@@ -1,0 +1,284 @@
+"""Scheduled jobs: a registry, run slots claimed once, run history, and runners.
+
+A job is an async function of the Runtime registered next to its domain code with
+`@job("leads.recalibrate", cron="0 3 * * *")`. Before running, a runner claims the slot
+(job name, scheduled time) by inserting a unique `job_runs` row; a second scheduler or
+worker trying the same slot gets nothing. The row records status, timing, error and the
+job's own counts. Missed slots within the grace window run once at start.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from croniter import croniter
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tallyhub.core import metrics
+from tallyhub.core.auth import AdminUser, CurrentUser
+from tallyhub.core.daywindow import zone
+from tallyhub.core.db import Base, UTCDateTime, utcnow
+from tallyhub.core.http import (
+    NotFound,
+    Page,
+    Paging,
+    Session,
+    TransactionalRoute,
+    page_of,
+    read_only_session,
+)
+from tallyhub.core.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+JobFunction = Callable[[Runtime], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    function: JobFunction
+    cron: str | None = None
+    every_seconds: int | None = None
+    description: str = ""
+
+    @property
+    def schedule(self) -> str:
+        return self.cron if self.cron else f"every {self.every_seconds} s"
+
+    def last_slot(self, now: datetime, tz: str) -> datetime:
+        """The latest scheduled time at or before `now` (UTC)."""
+        if self.every_seconds:
+            epoch = int(now.timestamp()) // self.every_seconds * self.every_seconds
+            return datetime.fromtimestamp(epoch, UTC)
+        assert self.cron is not None
+        local = now.astimezone(zone(tz)) + timedelta(microseconds=1)
+        prev: datetime = croniter(self.cron, local).get_prev(datetime)
+        return prev.astimezone(UTC)
+
+    def next_slot(self, now: datetime, tz: str) -> datetime:
+        if self.every_seconds:
+            return self.last_slot(now, tz) + timedelta(seconds=self.every_seconds)
+        assert self.cron is not None
+        nxt: datetime = croniter(self.cron, now.astimezone(zone(tz))).get_next(datetime)
+        return nxt.astimezone(UTC)
+
+
+REGISTRY: dict[str, JobSpec] = {}
+
+
+def job(
+    name: str, *, cron: str | None = None, every_seconds: int | None = None, description: str = ""
+) -> Callable[[JobFunction], JobFunction]:
+    if (cron is None) == (every_seconds is None):
+        raise ValueError(f"job {name}: give exactly one of cron= or every_seconds=")
+    if cron is not None and not croniter.is_valid(cron):
+        raise ValueError(f"job {name}: invalid cron expression {cron!r}")
+
+    def register(function: JobFunction) -> JobFunction:
+        REGISTRY[name] = JobSpec(name, function, cron, every_seconds,
+                                 description or (function.__doc__ or "").strip().split("\n")[0])
+        return function
+
+    return register
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job_name", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_name: Mapped[str] = mapped_column(String(100), index=True)
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobRunner:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.tz = runtime.settings.timezone
+
+    async def claim(self, name: str, scheduled_for: datetime, trigger: str) -> int | None:
+        """Insert the slot's row; None when another runner already has it."""
+
+        async def insert(session: Any) -> int:
+            run = JobRun(job_name=name, scheduled_for=scheduled_for, trigger=trigger,
+                         status="running", started_at=utcnow())
+            session.add(run)
+            await session.flush()
+            return run.id
+
+        try:
+            return await self.runtime.db.run(insert)
+        except IntegrityError:
+            log.info("job.slot_taken", job=name, scheduled_for=scheduled_for.isoformat())
+            return None
+
+    async def run(self, name: str, *, scheduled_for: datetime | None = None,
+                  trigger: str = "manual") -> int | None:
+        """Claim the slot and run the job; returns the run id, or None if the slot was taken.
+        A failing job is recorded as failed, never raised to the scheduler."""
+        spec = REGISTRY.get(name)
+        if spec is None:
+            raise NotFound(f"no job named {name!r}", code="job_not_found")
+        slot = scheduled_for or utcnow()
+        run_id = await self.claim(name, slot, trigger)
+        if run_id is None:
+            return None
+        started = time.perf_counter()
+        status, error, counts = "succeeded", None, None
+        try:
+            counts = await spec.function(self.runtime)
+        except Exception as failure:
+            status, error = "failed", "".join(traceback.format_exception(failure))[-4000:]
+            log.error("job.failed", job=name, run_id=run_id, exc_info=True)
+        duration = int((time.perf_counter() - started) * 1000)
+
+        async def finish(session: Any) -> None:
+            await session.execute(
+                update(JobRun).where(JobRun.id == run_id).values(
+                    status=status, finished_at=utcnow(), duration_ms=duration, error=error,
+                    counts=counts,
+                )
+            )
+
+        await self.runtime.db.run(finish)
+        metrics.JOB_RUNS.labels(job=name, status=status).inc()
+        log.info("job.finished", job=name, run_id=run_id, status=status, duration_ms=duration)
+        return run_id
+
+    async def run_scheduled(self, name: str) -> None:
+        slot = REGISTRY[name].last_slot(utcnow() + timedelta(seconds=1), self.tz)
+        await self.run(name, scheduled_for=slot, trigger="schedule")
+
+    async def catch_up(self) -> None:
+        """Run, once, each job whose latest slot was missed within the grace window."""
+        now = utcnow()
+        grace = timedelta(seconds=self.runtime.settings.job_grace_seconds)
+        for spec in REGISTRY.values():
+            slot = spec.last_slot(now, self.tz)
+            if now - slot <= grace:
+                await self.run(spec.name, scheduled_for=slot, trigger="catchup")
+
+    @asynccontextmanager
+    async def embedded(self) -> AsyncIterator[None]:
+        """APScheduler inside the serving process."""
+        scheduler = AsyncIOScheduler(timezone=zone(self.tz))
+        for spec in REGISTRY.values():
+            trigger: CronTrigger | IntervalTrigger
+            if spec.cron:
+                trigger = CronTrigger.from_crontab(spec.cron, timezone=zone(self.tz))
+            else:
+                trigger = IntervalTrigger(seconds=spec.every_seconds or 60)
+            scheduler.add_job(self.run_scheduled, trigger, args=[spec.name], id=spec.name,
+                              max_instances=1, coalesce=True, misfire_grace_time=60)
+        scheduler.start()
+        scheduler.add_job(self.catch_up, id="catch-up")
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=False)
+
+
+# ---------------------------------------------------------------- API
+
+
+class JobOut(BaseModel):
+    name: str
+    schedule: str
+    description: str
+    next_run_at: datetime
+    last_run: JobRunOut | None = None
+
+
+class JobRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    job_name: str
+    scheduled_for: datetime
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_ms: int | None
+    error: str | None
+    counts: dict[str, Any] | None
+
+
+JobOut.model_rebuild()
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=TransactionalRoute)
+
+
+@router.get("", summary="Registered jobs with their schedule, next run and last run")
+async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[JobOut]:
+    tz = request.app.state.runtime.settings.timezone
+    latest = (
+        select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
+    )
+    last_runs = {r.job_name: r for r in await session.scalars(
+        select(JobRun).where(JobRun.id.in_(latest)))}
+    now = utcnow()
+    return [
+        JobOut(
+            name=spec.name, schedule=spec.schedule, description=spec.description,
+            next_run_at=spec.next_slot(now, tz),
+            last_run=JobRunOut.model_validate(last_runs[spec.name])
+            if spec.name in last_runs else None,
+        )
+        for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
+    ]
+
+
+@router.get("/runs", summary="Run history, newest first")
+async def list_runs(
+    session: Session,
+    _: CurrentUser,
+    paging: Paging,
+    job: Annotated[str | None, Query(description="Only this job")] = None,
+    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
+) -> Page[JobRunOut]:
+    query = select(JobRun)
+    if job:
+        query = query.where(JobRun.job_name == job)
+    if status:
+        query = query.where(JobRun.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(JobRun.started_at.desc(), JobRun.id.desc())
+        .offset(paging.offset).limit(paging.page_size)
+    )
+    return page_of([JobRunOut.model_validate(r) for r in rows], total, paging)
+
+
+@router.post("/{name}/run", summary="Run a job now (admin)")
+@read_only_session
+async def run_job(name: str, request: Request, _: AdminUser) -> JobRunOut:
+    runtime: Runtime = request.app.state.runtime
+    if name not in REGISTRY:
+        raise NotFound(f"no job named {name!r}", code="job_not_found")
+    run_id = await JobRunner(runtime).run(name)
+    async with runtime.db.transaction(readonly=True) as session:
+        run = await session.get(JobRun, run_id)
+        return JobRunOut.model_validate(run)

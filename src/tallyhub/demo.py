@@ -1,0 +1,84 @@
+"""Demo data for `make run`: a demo admin, a few lead groups with accounts, and a few
+thousand incoming leads over the last 14 days. Idempotent: event ids are fixed, so a
+second run counts nothing again."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tallyhub.core.auth import Principal, Role, User, create_user
+from tallyhub.core.db import utcnow
+from tallyhub.core.runtime import Runtime
+from tallyhub.leads import schemas as lead_schemas
+from tallyhub.leads import service as leads
+from tallyhub.leads.models import Group
+
+DEMO_GROUPS = [
+    ("Demo · Tokyo team", "Asia/Tokyo", "06:00", "current", 8),
+    ("Demo · Shanghai team", "Asia/Shanghai", "00:00", "global", 6),
+    ("Demo · Bangkok night shift", "Asia/Bangkok", "20:00", "global", 5),
+]
+
+
+async def seed(runtime: Runtime, *, incoming: int = 3000) -> dict[str, int]:
+    if runtime.settings.env == "production":
+        raise RuntimeError("demo data is refused when TALLYHUB_ENV=production")
+    db = runtime.db
+
+    async def ensure_admin(session: AsyncSession) -> int:
+        user = await session.scalar(select(User).where(User.username == "demo"))
+        if user is None:
+            user = await create_user(session, "demo", "demo", Role.admin)
+        return user.id
+
+    admin_id = await db.run(ensure_admin)
+    admin = Principal(admin_id, "demo", Role.admin)
+    rng = random.Random(20261122)
+    codes: list[tuple[str, list[str]]] = []
+    for remark, tz, reset, scope, n_accounts in DEMO_GROUPS:
+        async def ensure_group(session: AsyncSession, remark: str = remark, tz: str = tz,
+                               reset: str = reset, scope: str = scope,
+                               n_accounts: int = n_accounts) -> tuple[str, list[str]]:
+            group = await session.scalar(select(Group).where(Group.remark == remark,
+                                                             Group.deleted_at.is_(None)))
+            if group is None:
+                group = await leads.create_group(session, admin, lead_schemas.GroupCreate(
+                    remark=remark, timezone=tz, reset_time=reset,
+                    dedup_scope=scope,  # type: ignore[arg-type]
+                    description="Demo data"), runtime.settings.timezone)
+            line_ids = [f"{remark.split('·')[1].strip().split()[0].lower()}-{i:02d}"
+                        for i in range(n_accounts)]
+            await leads.sync_accounts(session, runtime.hub, group, [
+                lead_schemas.AccountReport(
+                    line_id=line_id, display_name=f"Account {line_id}",
+                    platform_type="line_business" if i % 3 == 0 else "line",
+                    online_status="online" if i % 4 else "offline")
+                for i, line_id in enumerate(line_ids)])
+            return group.activation_code, line_ids
+
+        codes.append(await db.run(ensure_group))
+
+    now = utcnow()
+    events = []
+    for n in range(incoming):
+        code, line_ids = codes[n % len(codes)]
+        events.append(leads.IncomingEvent(
+            activation_code=code, account_line_id=rng.choice(line_ids),
+            incoming_line_id=f"U{rng.randrange(incoming * 2 // 3):06d}",
+            event_id=f"demo-{n:06d}",
+            incoming_time=now - timedelta(seconds=rng.randrange(14 * 86400)),
+            received_at=now,
+        ))
+    events.sort(key=lambda e: e.incoming_time)
+    for start in range(0, len(events), 500):
+        chunk = events[start:start + 500]
+
+        async def apply(session: AsyncSession, chunk: list[leads.IncomingEvent] = chunk) -> None:
+            await leads.apply_incoming(session, runtime.hub, chunk)
+
+        await db.run(apply)
+    return {"groups": len(codes), "incoming_events": incoming}

@@ -1,0 +1,1 @@
+"""Lead intake: LINE account groups, incoming leads, dedup, daily counts (seed 000)."""

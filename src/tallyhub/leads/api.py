@@ -1,0 +1,319 @@
+"""HTTP edge of the leads domain: the desktop client's API, the admin API, live push."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
+from starlette.websockets import WebSocketDisconnect
+from sqlalchemy import func, select
+
+from tallyhub.core import metrics
+from tallyhub.core.auth import (
+    AdminUser,
+    CurrentUser,
+    FailureLimiter,
+    WriterUser,
+    principal_from_token,
+)
+from tallyhub.core.batching import BatchWriter
+from tallyhub.core.http import (
+    DomainError,
+    Forbidden,
+    Page,
+    Paging,
+    Session,
+    TransactionalRoute,
+    Unauthorized,
+    page_of,
+    read_only_session,
+)
+from tallyhub.core.runtime import Runtime, runtime_of
+from tallyhub.leads import schemas, service
+from tallyhub.leads.models import Group, Recalibration
+
+WRITER = "leads.incoming_writer"
+LIMITER = "leads.code_limiter"
+
+ActivationCode = Annotated[
+    str | None, Header(alias="X-Activation-Code", description="The group's activation code")
+]
+
+
+@asynccontextmanager
+async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    """Start the group-commit writer for incoming leads; drain it on shutdown."""
+    batching = runtime.settings.leads.batching
+    hub = runtime.hub
+
+    async def apply(session: Any, events: Sequence[service.IncomingEvent]) -> Any:
+        return await service.apply_incoming(session, hub, events)
+
+    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = BatchWriter(
+        "leads.incoming", runtime.db, apply, enabled=batching.enabled,
+        max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
+        queue_size=batching.queue_size, retries=batching.retries,
+    )
+    auth = runtime.settings.auth
+    runtime.parts[LIMITER] = FailureLimiter(
+        "activation_code", auth.failed_code_limit, auth.failed_code_window_seconds, runtime.redis
+    )
+    runtime.parts[WRITER] = writer
+    await writer.start()
+    try:
+        yield
+    finally:
+        await writer.stop()
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _limiter(request: Request) -> FailureLimiter:
+    limiter: FailureLimiter = runtime_of(request).parts[LIMITER]
+    return limiter
+
+
+async def _client_group(request: Request, session: Session, code: ActivationCode) -> Group:
+    """The group whose activation code the client presents; failures are rate-limited."""
+    limiter = _limiter(request)
+    await limiter.check(_address(request))
+    try:
+        return await service.authenticate_client(session, code)
+    except Unauthorized:
+        await limiter.failed(_address(request))
+        raise
+
+
+ClientGroup = Annotated[Group, Depends(_client_group)]
+
+client = APIRouter(prefix="/api/client", tags=["leads: desktop client"],
+                   route_class=TransactionalRoute)
+
+
+@client.post("/login", summary="Sign the desktop client in; returns the group's figures")
+async def client_login(session: Session, group: ClientGroup) -> schemas.ClientSummary:
+    return await service.login(session, group)
+
+
+@client.put("/accounts", summary="Report the client's LINE accounts (create new, apply changes)")
+async def client_accounts(
+    request: Request, session: Session, group: ClientGroup, body: schemas.AccountSync
+) -> schemas.AccountSyncResult:
+    return await service.sync_accounts(session, runtime_of(request).hub, group, body.accounts)
+
+
+@client.post("/accounts/{line_id}/status", summary="Report an account going online or offline")
+async def client_status(
+    request: Request, session: Session, group: ClientGroup, line_id: str,
+    body: schemas.StatusChange,
+) -> schemas.StatusChangeResult:
+    return await service.change_status(session, runtime_of(request).hub, group, line_id,
+                                       body.online_status)
+
+
+async def _submit(request: Request, code: str | None,
+                  reports: Sequence[schemas.IncomingReport]) -> list[Any]:
+    limiter = _limiter(request)
+    await limiter.check(_address(request))
+    if not code:
+        await limiter.failed(_address(request))
+        raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
+    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = (
+        runtime_of(request).parts[WRITER]
+    )
+    results = await writer.submit_many([service.make_event(code, r) for r in reports])
+    refusals = [r for r in results if isinstance(r, Unauthorized | Forbidden)]
+    if refusals and len(refusals) == len(results):
+        if isinstance(refusals[0], Unauthorized):
+            await limiter.failed(_address(request))
+        raise refusals[0]
+    return results
+
+
+@client.post("/incoming", summary="Report one incoming lead",
+             responses={401: {"description": "Unknown activation code"},
+                        404: {"description": "Unknown account"}})
+@read_only_session
+async def client_incoming(
+    request: Request, body: schemas.IncomingReport, code: ActivationCode = None
+) -> schemas.IncomingResult:
+    (result,) = await _submit(request, code, [body])
+    if isinstance(result, BaseException):
+        raise result
+    assert isinstance(result, schemas.IncomingResult)
+    return result
+
+
+@client.post("/incoming/batch", summary="Report up to 1000 incoming leads; one result each")
+@read_only_session
+async def client_incoming_batch(
+    request: Request, body: schemas.IncomingBatch, code: ActivationCode = None
+) -> schemas.IncomingBatchResult:
+    results = await _submit(request, code, body.events)
+    items = []
+    for report, result in zip(body.events, results, strict=True):
+        if isinstance(result, schemas.IncomingResult):
+            items.append(schemas.IncomingBatchItem(event_id=result.event_id, ok=True,
+                                                   result=result))
+        elif isinstance(result, DomainError):
+            items.append(schemas.IncomingBatchItem(
+                event_id=report.event_id, ok=False,
+                error={"code": result.code, "message": result.message}))
+        else:
+            raise result
+    return schemas.IncomingBatchResult(results=items)
+
+
+# ---------------------------------------------------------------- admin
+
+
+admin = APIRouter(prefix="/api/leads", tags=["leads: admin"], route_class=TransactionalRoute)
+
+
+@admin.post("/groups", status_code=201, summary="Create a group (returns its activation code)")
+async def create_group(
+    request: Request, session: Session, principal: WriterUser, body: schemas.GroupCreate
+) -> schemas.GroupWithStats:
+    group = await service.create_group(session, principal, body,
+                                       runtime_of(request).settings.timezone)
+    (out,) = await service.with_stats(session, [group])
+    return out
+
+
+@admin.get("/groups", summary="Groups with their figures, newest first (from stats rows)")
+async def list_groups(
+    session: Session, principal: CurrentUser, paging: Paging,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    is_active: bool | None = None,
+) -> Page[schemas.GroupWithStats]:
+    items, total = await service.list_groups(session, principal, paging, search, is_active)
+    return page_of(items, total, paging)
+
+
+@admin.get("/groups/{group_id}", summary="One group with its figures")
+async def get_group(session: Session, principal: CurrentUser,
+                    group_id: int) -> schemas.GroupWithStats:
+    group = await service.get_group(session, principal, group_id)
+    (out,) = await service.with_stats(session, [group])
+    return out
+
+
+@admin.patch("/groups/{group_id}", summary="Change a group's settings")
+async def update_group(session: Session, principal: WriterUser, group_id: int,
+                       body: schemas.GroupUpdate) -> schemas.GroupWithStats:
+    group = await service.update_group(session, principal, group_id, body)
+    (out,) = await service.with_stats(session, [group])
+    return out
+
+
+@admin.delete("/groups/{group_id}", status_code=204, summary="Delete a group (soft)")
+async def delete_group(session: Session, principal: WriterUser, group_id: int) -> Response:
+    await service.delete_group(session, principal, group_id)
+    return Response(status_code=204)
+
+
+@admin.post("/groups/{group_id}/activation-code", summary="Issue a new activation code")
+async def new_activation_code(session: Session, principal: WriterUser,
+                              group_id: int) -> schemas.GroupWithStats:
+    group = await service.rotate_activation_code(session, principal, group_id)
+    (out,) = await service.with_stats(session, [group])
+    return out
+
+
+@admin.get("/groups/{group_id}/accounts",
+           summary="The group's accounts: online first, then by total incoming")
+async def list_accounts(session: Session, principal: CurrentUser,
+                        group_id: int) -> list[schemas.AccountWithStats]:
+    group = await service.get_group(session, principal, group_id)
+    return await service.list_accounts(session, group)
+
+
+@admin.delete("/accounts/{account_id}", status_code=204, summary="Delete an account (soft)")
+async def delete_account(request: Request, session: Session, principal: WriterUser,
+                         account_id: int) -> Response:
+    await service.delete_account(session, runtime_of(request).hub, principal, account_id)
+    return Response(status_code=204)
+
+
+@admin.get("/groups/{group_id}/daily", summary="One row per business day")
+async def group_daily(
+    session: Session, principal: CurrentUser, group_id: int,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> list[schemas.GroupDaily]:
+    group = await service.get_group(session, principal, group_id)
+    return await service.daily(session, group, start, end)
+
+
+@admin.get("/groups/{group_id}/incoming", summary="Incoming log, newest first")
+async def group_incoming(session: Session, principal: CurrentUser, group_id: int,
+                         paging: Paging) -> Page[schemas.IncomingLogOut]:
+    group = await service.get_group(session, principal, group_id)
+    rows, total = await service.incoming_page(session, group, paging)
+    return page_of([schemas.IncomingLogOut.model_validate(r) for r in rows], total, paging)
+
+
+@admin.post("/recalibrate", summary="Recompute every counter from the logs now (admin)")
+@read_only_session
+async def recalibrate_now(request: Request, _: AdminUser) -> schemas.RecalibrationOut:
+    runtime = runtime_of(request)
+    run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
+    return schemas.RecalibrationOut.model_validate(run)
+
+
+@admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
+async def recalibrations(session: Session, _: CurrentUser,
+                         paging: Paging) -> Page[schemas.RecalibrationOut]:
+    total = await session.scalar(select(func.count()).select_from(Recalibration)) or 0
+    rows = await session.scalars(select(Recalibration).order_by(Recalibration.id.desc())
+                                 .offset(paging.offset).limit(paging.page_size))
+    return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
+
+
+# ---------------------------------------------------------------- live push
+
+
+live = APIRouter(tags=["leads: live"])
+
+
+@live.websocket("/ws/leads")
+async def leads_socket(websocket: WebSocket, token: str = "") -> None:
+    """Pushes `group_stats` and `account_stats` messages after each committed change to a
+    group the signed-in user may see."""
+    runtime: Runtime = websocket.app.state.runtime
+    try:
+        async with runtime.db.transaction(readonly=True) as session:
+            principal = await principal_from_token(session, runtime.secret_key, token)
+    except Unauthorized as refused:
+        await websocket.close(code=4401, reason=refused.message)
+        return
+    await websocket.accept()
+    subscription = runtime.hub.subscribe(service.TOPIC, lambda m: principal.owns(m.get("owner_id")))
+    metrics.WS_CONNECTIONS.inc()
+
+    async def forward() -> None:
+        while True:
+            message = await subscription.queue.get()
+            await websocket.send_text(json.dumps(
+                {k: v for k, v in message.items() if k != "owner_id"}))
+
+    sender = asyncio.create_task(forward())
+    try:
+        with suppress(WebSocketDisconnect):  # the client leaving is the normal end
+            while True:
+                await websocket.receive_text()
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        runtime.hub.unsubscribe(subscription)
+        metrics.WS_CONNECTIONS.dec()
+
+
+routers = [client, admin, live]

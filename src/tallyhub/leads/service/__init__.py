@@ -1,0 +1,50 @@
+"""The leads domain's logic, split by topic: groups and accounts, incoming leads,
+recalibration. Services flush; the edge commits."""
+
+from tallyhub.leads.service.groups import (
+    TOPIC,
+    authenticate_client,
+    change_status,
+    check_client_group,
+    client_summary,
+    create_group,
+    daily,
+    delete_account,
+    delete_group,
+    get_group,
+    incoming_page,
+    list_accounts,
+    list_groups,
+    login,
+    rotate_activation_code,
+    sync_accounts,
+    update_group,
+    with_stats,
+)
+from tallyhub.leads.service.incoming import IncomingEvent, apply_incoming, make_event
+from tallyhub.leads.service.recalibration import recalibrate
+
+__all__ = [
+    "TOPIC",
+    "IncomingEvent",
+    "apply_incoming",
+    "authenticate_client",
+    "change_status",
+    "check_client_group",
+    "client_summary",
+    "create_group",
+    "daily",
+    "delete_account",
+    "delete_group",
+    "get_group",
+    "incoming_page",
+    "list_accounts",
+    "list_groups",
+    "login",
+    "make_event",
+    "recalibrate",
+    "rotate_activation_code",
+    "sync_accounts",
+    "update_group",
+    "with_stats",
+]

@@ -1,0 +1,459 @@
+"""Groups and their accounts: admin reads and writes, and the client's account reports."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tallyhub.core.auth import Principal, Role
+from tallyhub.core.daywindow import business_date, parse_reset_time
+from tallyhub.core.db import after_commit, utcnow
+from tallyhub.core.http import Conflict, Forbidden, NotFound, PageParams, Unauthorized
+from tallyhub.core.realtime import Hub
+from tallyhub.leads import schemas
+from tallyhub.leads.models import (
+    Group,
+    GroupDailyStats,
+    GroupStats,
+    IncomingLog,
+    LineAccount,
+    LineAccountDailyStats,
+    LineAccountStats,
+)
+
+TOPIC = "leads"
+
+
+def new_activation_code() -> str:
+    return secrets.token_urlsafe(18)  # 24 url-safe characters
+
+
+def group_today(group: Group, now: datetime | None = None) -> date:
+    return business_date(now or utcnow(), group.timezone, parse_reset_time(group.reset_time))
+
+
+# ---------------------------------------------------------------- admin: groups
+
+
+async def create_group(
+    session: AsyncSession, principal: Principal, data: schemas.GroupCreate, default_tz: str
+) -> Group:
+    owner_id = principal.id
+    if data.owner_id is not None and data.owner_id != principal.id:
+        if principal.role != Role.admin:
+            raise Forbidden("only an admin may create a group for another user")
+        owner_id = data.owner_id
+    group = Group(
+        activation_code=new_activation_code(),
+        remark=data.remark,
+        description=data.description,
+        is_active=data.is_active,
+        dedup_scope=data.dedup_scope,
+        reset_time=data.reset_time,
+        timezone=data.timezone or default_tz,
+        account_limit=data.account_limit,
+        owner_id=owner_id,
+    )
+    session.add(group)
+    await session.flush()
+    session.add(GroupStats(group_id=group.id, total_accounts=0, online_accounts=0,
+                           line_accounts=0, line_business_accounts=0, total_incoming=0,
+                           duplicate_incoming=0))
+    await session.flush()
+    return group
+
+
+async def get_group(session: AsyncSession, principal: Principal, group_id: int) -> Group:
+    """The live group if this principal may see it; otherwise 404 (never reveal it exists)."""
+    group = await session.scalar(
+        select(Group).where(Group.id == group_id, Group.deleted_at.is_(None),
+                            principal.visible(Group.owner_id))
+    )
+    if group is None:
+        raise NotFound(f"group {group_id} not found", code="group_not_found")
+    return group
+
+
+def _stats_columns() -> list[Any]:
+    return [GroupStats.total_accounts, GroupStats.online_accounts, GroupStats.line_accounts,
+            GroupStats.line_business_accounts, GroupStats.total_incoming,
+            GroupStats.duplicate_incoming]
+
+
+async def _today_by_group(session: AsyncSession, groups: Sequence[Group]) -> dict[int, int]:
+    """Today's incoming for each group, where today is the group's own business date."""
+    now = utcnow()
+    wanted = {g.id: group_today(g, now) for g in groups}
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(GroupDailyStats.group_id, GroupDailyStats.business_date, GroupDailyStats.incoming)
+        .where(GroupDailyStats.group_id.in_(wanted),
+               GroupDailyStats.business_date.in_(set(wanted.values())))
+    )
+    return {gid: n for gid, day, n in rows if wanted.get(gid) == day}
+
+
+async def with_stats(session: AsyncSession, groups: Sequence[Group]) -> list[schemas.GroupWithStats]:
+    if not groups:
+        return []
+    stats = {
+        row.group_id: row
+        for row in await session.scalars(
+            select(GroupStats).where(GroupStats.group_id.in_([g.id for g in groups]))
+        )
+    }
+    today = await _today_by_group(session, groups)
+    now = utcnow()
+    out = []
+    for group in groups:
+        row = stats.get(group.id)
+        out.append(schemas.GroupWithStats(
+            **schemas.Group.model_validate(group).model_dump(),
+            total_accounts=row.total_accounts if row else 0,
+            online_accounts=row.online_accounts if row else 0,
+            line_accounts=row.line_accounts if row else 0,
+            line_business_accounts=row.line_business_accounts if row else 0,
+            total_incoming=row.total_incoming if row else 0,
+            duplicate_incoming=row.duplicate_incoming if row else 0,
+            today_incoming=today.get(group.id, 0),
+            business_date=group_today(group, now),
+        ))
+    return out
+
+
+async def list_groups(
+    session: AsyncSession, principal: Principal, paging: PageParams,
+    search: str | None = None, is_active: bool | None = None,
+) -> tuple[list[schemas.GroupWithStats], int]:
+    query: Select[tuple[Group]] = select(Group).where(
+        Group.deleted_at.is_(None), principal.visible(Group.owner_id)
+    )
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(or_(func.lower(Group.remark).like(pattern),
+                                func.lower(Group.description).like(pattern),
+                                Group.activation_code == search))
+    if is_active is not None:
+        query = query.where(Group.is_active.is_(is_active))
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    groups = list(await session.scalars(
+        query.order_by(Group.created_at.desc(), Group.id.desc())
+        .offset(paging.offset).limit(paging.page_size)
+    ))
+    return await with_stats(session, groups), total
+
+
+async def update_group(
+    session: AsyncSession, principal: Principal, group_id: int, data: schemas.GroupUpdate
+) -> Group:
+    group = await get_group(session, principal, group_id)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        if value is None and field != "account_limit":
+            continue
+        setattr(group, field, value)
+    await session.flush()
+    return group
+
+
+async def delete_group(session: AsyncSession, principal: Principal, group_id: int) -> None:
+    group = await get_group(session, principal, group_id)
+    group.deleted_at = utcnow()
+    group.is_active = False
+    await session.flush()
+
+
+async def rotate_activation_code(
+    session: AsyncSession, principal: Principal, group_id: int
+) -> Group:
+    group = await get_group(session, principal, group_id)
+    group.activation_code = new_activation_code()
+    await session.flush()
+    return group
+
+
+async def daily(
+    session: AsyncSession, group: Group, start: date | None, end: date | None
+) -> list[schemas.GroupDaily]:
+    end = end or group_today(group)
+    query = select(GroupDailyStats).where(GroupDailyStats.group_id == group.id,
+                                          GroupDailyStats.business_date <= end)
+    if start:
+        query = query.where(GroupDailyStats.business_date >= start)
+    rows = await session.scalars(query.order_by(GroupDailyStats.business_date))
+    return [schemas.GroupDaily(business_date=r.business_date, incoming=r.incoming,
+                               duplicate_incoming=r.duplicate_incoming) for r in rows]
+
+
+async def incoming_page(
+    session: AsyncSession, group: Group, paging: PageParams
+) -> tuple[list[IncomingLog], int]:
+    total = await session.scalar(
+        select(GroupStats.total_incoming).where(GroupStats.group_id == group.id)
+    ) or 0
+    rows = await session.scalars(
+        select(IncomingLog).where(IncomingLog.group_id == group.id)
+        .order_by(IncomingLog.id.desc()).offset(paging.offset).limit(paging.page_size)
+    )
+    return list(rows), total
+
+
+# ---------------------------------------------------------------- admin: accounts
+
+
+async def list_accounts(session: AsyncSession, group: Group) -> list[schemas.AccountWithStats]:
+    """Online first, then by total incoming, highest first."""
+    today = group_today(group)
+    rows = await session.execute(
+        select(LineAccount, LineAccountStats.total_incoming, LineAccountStats.duplicate_incoming,
+               LineAccountDailyStats.incoming)
+        .outerjoin(LineAccountStats, LineAccountStats.line_account_id == LineAccount.id)
+        .outerjoin(LineAccountDailyStats,
+                   (LineAccountDailyStats.line_account_id == LineAccount.id)
+                   & (LineAccountDailyStats.business_date == today))
+        .where(LineAccount.group_id == group.id, LineAccount.deleted_at.is_(None))
+        .order_by((LineAccount.online_status == "online").desc(),
+                  func.coalesce(LineAccountStats.total_incoming, 0).desc(), LineAccount.id)
+    )
+    return [
+        schemas.AccountWithStats(
+            id=a.id, group_id=a.group_id, line_id=a.line_id, display_name=a.display_name,
+            platform_type=a.platform_type,  # type: ignore[arg-type]
+            online_status=a.online_status,  # type: ignore[arg-type]
+            last_online_time=a.last_online_time, created_at=a.created_at,
+            total_incoming=total or 0, duplicate_incoming=dup or 0, today_incoming=day or 0,
+        )
+        for a, total, dup, day in rows
+    ]
+
+
+async def delete_account(
+    session: AsyncSession, hub: Hub, principal: Principal, account_id: int
+) -> None:
+    account = await session.scalar(
+        select(LineAccount).join(Group, Group.id == LineAccount.group_id)
+        .where(LineAccount.id == account_id, LineAccount.deleted_at.is_(None),
+               Group.deleted_at.is_(None), principal.visible(Group.owner_id))
+    )
+    if account is None:
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    await lock_group_stats(session, account.group_id)
+    # Conditional: only the transaction that really deletes it moves the counters.
+    deleted = await session.execute(
+        update(LineAccount).where(LineAccount.id == account.id, LineAccount.deleted_at.is_(None))
+        .values(deleted_at=utcnow(), deletion_mark=account.id)
+    )
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"account {account_id} not found", code="account_not_found")
+    await _move_account_counters(session, account.group_id, account.platform_type,
+                                 account.online_status == "online", -1)
+    await publish_group(session, hub, account.group_id)
+
+
+# ---------------------------------------------------------------- the desktop client
+
+
+async def authenticate_client(session: AsyncSession, code: str | None) -> Group:
+    if not code:
+        raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
+    group = await session.scalar(select(Group).where(Group.activation_code == code))
+    if group is None:
+        raise Unauthorized("unknown activation code", code="unknown_activation_code")
+    check_client_group(group)
+    return group
+
+
+def check_client_group(group: Group) -> None:
+    if group.deleted_at is not None:
+        raise Forbidden("this group was deleted", code="group_deleted")
+    if not group.is_active:
+        raise Forbidden("this group is not active", code="group_inactive")
+
+
+async def client_summary(session: AsyncSession, group: Group) -> schemas.ClientSummary:
+    (stats,) = await with_stats(session, [group])
+    return schemas.ClientSummary(
+        group_id=group.id, remark=group.remark, dedup_scope=group.dedup_scope,  # type: ignore[arg-type]
+        reset_time=group.reset_time, timezone=group.timezone, account_limit=group.account_limit,
+        business_date=stats.business_date, total_accounts=stats.total_accounts,
+        online_accounts=stats.online_accounts, today_incoming=stats.today_incoming,
+        total_incoming=stats.total_incoming, duplicate_incoming=stats.duplicate_incoming,
+    )
+
+
+async def login(session: AsyncSession, group: Group) -> schemas.ClientSummary:
+    group.last_login_at = utcnow()
+    await session.flush()
+    return await client_summary(session, group)
+
+
+async def lock_group_stats(session: AsyncSession, group_id: int) -> GroupStats:
+    """Row-lock the group's stats so account changes in this group are serialized."""
+    stats = await session.scalar(
+        select(GroupStats).where(GroupStats.group_id == group_id).with_for_update()
+    )
+    if stats is None:
+        raise NotFound(f"group {group_id} has no stats row", code="group_not_found")
+    return stats
+
+
+async def _move_account_counters(
+    session: AsyncSession, group_id: int, platform: str, online: bool, sign: int,
+    *, online_delta: int | None = None,
+) -> None:
+    values: dict[str, Any] = {"total_accounts": GroupStats.total_accounts + sign}
+    if platform == "line":
+        values["line_accounts"] = GroupStats.line_accounts + sign
+    else:
+        values["line_business_accounts"] = GroupStats.line_business_accounts + sign
+    if online:
+        values["online_accounts"] = GroupStats.online_accounts + sign
+    await session.execute(update(GroupStats).where(GroupStats.group_id == group_id).values(values))
+
+
+async def sync_accounts(
+    session: AsyncSession, hub: Hub, group: Group, reports: Sequence[schemas.AccountReport]
+) -> schemas.AccountSyncResult:
+    """Create new accounts and apply changed fields, all or nothing."""
+    seen: set[str] = set()
+    for report in reports:
+        if report.line_id in seen:
+            raise Conflict(f"line_id {report.line_id!r} appears twice", code="duplicate_line_id")
+        seen.add(report.line_id)
+    stats = await lock_group_stats(session, group.id)
+    existing = {
+        a.line_id: a
+        for a in await session.scalars(
+            select(LineAccount).where(LineAccount.group_id == group.id,
+                                      LineAccount.deleted_at.is_(None),
+                                      LineAccount.line_id.in_(seen))
+        )
+    }
+    new = [r for r in reports if r.line_id not in existing]
+    if group.account_limit is not None and stats.total_accounts + len(new) > group.account_limit:
+        raise Conflict(
+            f"account_limit is {group.account_limit}: the group has {stats.total_accounts} "
+            f"accounts and this report adds {len(new)}",
+            code="account_limit_exceeded",
+        )
+    now = utcnow()
+    deltas = {"total_accounts": 0, "online_accounts": 0, "line_accounts": 0,
+              "line_business_accounts": 0}
+    created = updated = 0
+    for report in new:
+        account = LineAccount(
+            group_id=group.id, line_id=report.line_id, display_name=report.display_name,
+            platform_type=report.platform_type, online_status=report.online_status,
+            last_online_time=now if report.online_status == "online" else None,
+        )
+        session.add(account)
+        deltas["total_accounts"] += 1
+        deltas[_platform_field(report.platform_type)] += 1
+        deltas["online_accounts"] += report.online_status == "online"
+        created += 1
+    for report in reports:
+        account = existing.get(report.line_id)
+        if account is None:
+            continue
+        changed = False
+        if report.display_name is not None and report.display_name != account.display_name:
+            account.display_name, changed = report.display_name, True
+        if report.platform_type != account.platform_type:
+            deltas[_platform_field(account.platform_type)] -= 1
+            deltas[_platform_field(report.platform_type)] += 1
+            account.platform_type, changed = report.platform_type, True
+        if report.online_status != account.online_status:
+            deltas["online_accounts"] += 1 if report.online_status == "online" else -1
+            if report.online_status == "online":
+                account.last_online_time = now
+            account.online_status, changed = report.online_status, True
+        updated += changed
+    await session.flush()
+    if created:
+        accounts = await session.scalars(
+            select(LineAccount.id).where(LineAccount.group_id == group.id,
+                                         LineAccount.deleted_at.is_(None),
+                                         LineAccount.line_id.in_([r.line_id for r in new]))
+        )
+        session.add_all(LineAccountStats(line_account_id=aid, group_id=group.id,
+                                         total_incoming=0, duplicate_incoming=0)
+                        for aid in accounts)
+    if any(deltas.values()):
+        await session.execute(
+            update(GroupStats).where(GroupStats.group_id == group.id).values(
+                {name: getattr(GroupStats, name) + n for name, n in deltas.items() if n}
+            )
+        )
+    await session.flush()
+    if created or updated:
+        await publish_group(session, hub, group.id)
+    return schemas.AccountSyncResult(
+        created=created, updated=updated, unchanged=len(reports) - created - updated,
+        total_accounts=stats.total_accounts + deltas["total_accounts"],
+    )
+
+
+def _platform_field(platform: str) -> str:
+    return "line_accounts" if platform == "line" else "line_business_accounts"
+
+
+async def change_status(
+    session: AsyncSession, hub: Hub, group: Group, line_id: str, status: str
+) -> schemas.StatusChangeResult:
+    """Counters move only when the status really changes: the UPDATE is conditional on
+    the old status, so of two simultaneous identical reports only one changes a row."""
+    account_id = await session.scalar(
+        select(LineAccount.id).where(LineAccount.group_id == group.id,
+                                     LineAccount.line_id == line_id,
+                                     LineAccount.deleted_at.is_(None))
+    )
+    if account_id is None:
+        raise NotFound(f"account {line_id!r} not found in this group", code="account_not_found")
+    values: dict[str, Any] = {"online_status": status}
+    if status == "online":
+        values["last_online_time"] = utcnow()
+    result = await session.execute(
+        update(LineAccount)
+        .where(LineAccount.id == account_id, LineAccount.online_status != status,
+               LineAccount.deleted_at.is_(None))
+        .values(values)
+    )
+    changed = result.rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        step = 1 if status == "online" else -1
+        await session.execute(
+            update(GroupStats).where(GroupStats.group_id == group.id)
+            .values(online_accounts=GroupStats.online_accounts + step)
+        )
+        await publish_group(session, hub, group.id)
+    online = await session.scalar(
+        select(GroupStats.online_accounts).where(GroupStats.group_id == group.id)
+    )
+    return schemas.StatusChangeResult(line_id=line_id, online_status=status,  # type: ignore[arg-type]
+                                      changed=changed, online_accounts=online or 0)
+
+
+# ---------------------------------------------------------------- live push
+
+
+async def group_message(session: AsyncSession, group_id: int) -> dict[str, Any] | None:
+    group = await session.get(Group, group_id)
+    if group is None:
+        return None
+    (stats,) = await with_stats(session, [group])
+    return {"type": "group_stats", "group_id": group.id, "owner_id": group.owner_id,
+            **stats.model_dump(mode="json", include={
+                "total_accounts", "online_accounts", "line_accounts", "line_business_accounts",
+                "today_incoming", "total_incoming", "duplicate_incoming", "business_date"})}
+
+
+async def publish_group(session: AsyncSession, hub: Hub, group_id: int) -> None:
+    """Queue the group's figures (as committed by this transaction) for after commit."""
+    message = await group_message(session, group_id)
+    if message is not None:
+        after_commit(session, lambda: hub.publish(TOPIC, message))

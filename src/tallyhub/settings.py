@@ -1,0 +1,88 @@
+"""Configuration: pydantic-settings, prefix TALLYHUB_, nested models joined with __."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabasePool(BaseModel):
+    size: int = 10
+    max_overflow: int = 20
+    timeout_seconds: float = 10.0
+    echo: bool = False
+
+
+class BatchSettings(BaseModel):
+    """Group-commit writer tuning (core/batching.py)."""
+
+    enabled: bool = True
+    max_batch: int = 500
+    max_wait_ms: float = 2.0
+    queue_size: int = 20_000
+    retries: int = 5
+
+
+class AuthSettings(BaseModel):
+    token_minutes: int = 12 * 60
+    failed_code_limit: int = 10
+    failed_code_window_seconds: int = 60
+
+
+class LeadsSettings(BaseModel):
+    batching: BatchSettings = Field(default_factory=BatchSettings)
+    recalibration_chunk: int = 500
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TALLYHUB_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/tallyhub.db"
+    redis_url: str | None = None
+    secret_key: str | None = None
+    scheduler: Literal["embedded", "celery", "off"] = "embedded"
+    timezone: str = "Asia/Shanghai"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    var_dir: Path = Path("var")
+    log_json: bool | None = None
+    job_grace_seconds: int = 3600
+
+    pool: DatabasePool = Field(default_factory=DatabasePool)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    leads: LeadsSettings = Field(default_factory=LeadsSettings)
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production" and not self.secret_key:
+            raise ValueError("TALLYHUB_SECRET_KEY is required when TALLYHUB_ENV=production")
+        return self
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; in development one is generated once into var/ and reused."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
