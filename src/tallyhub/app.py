@@ -44,8 +44,9 @@ async def _scheduler(runtime: Runtime) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging(json=settings.log_json if settings.log_json is not None
-                      else settings.env == "production")
+    configure_logging(
+        json=settings.log_json if settings.log_json is not None else settings.env == "production"
+    )
     runtime = Runtime.build(settings)
     extensions: list[Extension] = [_auth_parts, *DOMAIN_LIFESPANS]
     if scheduler:

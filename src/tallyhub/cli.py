@@ -9,8 +9,8 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub import migrate
 from tallyhub.core.auth import Role, create_user
@@ -77,11 +77,20 @@ def serve(
     if migrate_first:
         migrate.upgrade(settings.database_url)
     host, port = host or settings.host, port or settings.port
-    console.print(f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs")
+    console.print(
+        f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs"
+    )
     if settings.env != "production":
         console.print("demo login (after `tallyhub demo seed`): [bold]demo[/] / [bold]demo[/]")
-    uvicorn.run("tallyhub.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "tallyhub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @users_app.command("create")
@@ -127,7 +136,9 @@ def jobs_run(name: str) -> None:
     run = _with_runtime(work)
     if run is None:
         raise typer.Exit(1)
-    console.print(f"{run.job_name}: [bold]{run.status}[/] in {run.duration_ms} ms {run.counts or ''}")
+    console.print(
+        f"{run.job_name}: [bold]{run.status}[/] in {run.duration_ms} ms {run.counts or ''}"
+    )
     if run.error:
         console.print(run.error)
         raise typer.Exit(1)

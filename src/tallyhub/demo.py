@@ -40,24 +40,49 @@ async def seed(runtime: Runtime, *, incoming: int = 3000) -> dict[str, int]:
     rng = random.Random(20261122)
     codes: list[tuple[str, list[str]]] = []
     for remark, tz, reset, scope, n_accounts in DEMO_GROUPS:
-        async def ensure_group(session: AsyncSession, remark: str = remark, tz: str = tz,
-                               reset: str = reset, scope: str = scope,
-                               n_accounts: int = n_accounts) -> tuple[str, list[str]]:
-            group = await session.scalar(select(Group).where(Group.remark == remark,
-                                                             Group.deleted_at.is_(None)))
+
+        async def ensure_group(
+            session: AsyncSession,
+            remark: str = remark,
+            tz: str = tz,
+            reset: str = reset,
+            scope: str = scope,
+            n_accounts: int = n_accounts,
+        ) -> tuple[str, list[str]]:
+            group = await session.scalar(
+                select(Group).where(Group.remark == remark, Group.deleted_at.is_(None))
+            )
             if group is None:
-                group = await leads.create_group(session, admin, lead_schemas.GroupCreate(
-                    remark=remark, timezone=tz, reset_time=reset,
-                    dedup_scope=scope,  # type: ignore[arg-type]
-                    description="Demo data"), runtime.settings.timezone)
-            line_ids = [f"{remark.split('·')[1].strip().split()[0].lower()}-{i:02d}"
-                        for i in range(n_accounts)]
-            await leads.sync_accounts(session, runtime.hub, group, [
-                lead_schemas.AccountReport(
-                    line_id=line_id, display_name=f"Account {line_id}",
-                    platform_type="line_business" if i % 3 == 0 else "line",
-                    online_status="online" if i % 4 else "offline")
-                for i, line_id in enumerate(line_ids)])
+                group = await leads.create_group(
+                    session,
+                    admin,
+                    lead_schemas.GroupCreate(
+                        remark=remark,
+                        timezone=tz,
+                        reset_time=reset,
+                        dedup_scope=scope,
+                        description="Demo data",
+                    ),
+                    runtime.settings.timezone,
+                )
+            line_ids = [
+                f"{remark.split('·')[1].strip().split()[0].lower()}-{i:02d}"
+                for i in range(n_accounts)
+            ]
+            await leads.sync_accounts(
+                session,
+                runtime.hub,
+                group,
+                [
+                    lead_schemas.AccountReport(
+                        line_id=line_id,
+                        display_name=f"Account {line_id}",
+                        platform_type="line_business" if i % 3 == 0 else "line",
+                        online_status="online" if i % 4 else "offline",
+                    )
+                    for i, line_id in enumerate(line_ids)
+                ],
+            )
             return group.activation_code, line_ids
 
         codes.append(await db.run(ensure_group))
@@ -66,16 +91,19 @@ async def seed(runtime: Runtime, *, incoming: int = 3000) -> dict[str, int]:
     events = []
     for n in range(incoming):
         code, line_ids = codes[n % len(codes)]
-        events.append(leads.IncomingEvent(
-            activation_code=code, account_line_id=rng.choice(line_ids),
-            incoming_line_id=f"U{rng.randrange(incoming * 2 // 3):06d}",
-            event_id=f"demo-{n:06d}",
-            incoming_time=now - timedelta(seconds=rng.randrange(14 * 86400)),
-            received_at=now,
-        ))
+        events.append(
+            leads.IncomingEvent(
+                activation_code=code,
+                account_line_id=rng.choice(line_ids),
+                incoming_line_id=f"U{rng.randrange(incoming * 2 // 3):06d}",
+                event_id=f"demo-{n:06d}",
+                incoming_time=now - timedelta(seconds=rng.randrange(14 * 86400)),
+                received_at=now,
+            )
+        )
     events.sort(key=lambda e: e.incoming_time)
     for start in range(0, len(events), 500):
-        chunk = events[start:start + 500]
+        chunk = events[start : start + 500]
 
         async def apply(session: AsyncSession, chunk: list[leads.IncomingEvent] = chunk) -> None:
             await leads.apply_incoming(session, runtime.hub, chunk)

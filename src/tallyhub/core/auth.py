@@ -111,7 +111,7 @@ class Principal:
     def visible(self, owner_column: Any) -> ColumnElement[bool]:
         """A WHERE clause limiting a query to what this principal may see."""
         if self.role == Role.operator:
-            return owner_column == self.id  # type: ignore[no-any-return]
+            return owner_column == self.id
         return true()
 
 
@@ -128,7 +128,8 @@ async def _current(request: Request, session: Session) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized(
-            "missing bearer token", code="not_authenticated",
+            "missing bearer token",
+            code="not_authenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return await principal_from_token(session, request.app.state.runtime.secret_key, token)
@@ -234,12 +235,12 @@ async def login(
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         await limiter.failed(address)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    return Token(access_token=issue_token(runtime.secret_key, user,
-                                          runtime.settings.auth.token_minutes))
+    return Token(
+        access_token=issue_token(runtime.secret_key, user, runtime.settings.auth.token_minutes)
+    )
 
 
 @router.get("/me", summary="The signed-in user")
 async def me(principal: CurrentUser, session: Session) -> UserOut:
     user = await session.get(User, principal.id)
     return UserOut.model_validate(user)
-

@@ -42,7 +42,9 @@ class WriterStopped(Exception):
 @dataclass(slots=True)
 class _Pending(Generic[E, R]):
     event: E
-    future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[R] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 _STOP: Any = object()
@@ -204,7 +206,10 @@ class BatchWriter(Generic[E, R]):
                 attempt += 1
                 metrics.DB_RETRIES.labels(kind=f"batch:{self.name}").inc()
                 log.warning(
-                    "batch.retry", writer=self.name, attempt=attempt, size=len(events),
+                    "batch.retry",
+                    writer=self.name,
+                    attempt=attempt,
+                    size=len(events),
                     error=str(error.orig)[:200],
                 )
                 await backoff(attempt)
@@ -215,7 +220,11 @@ class BatchWriter(Generic[E, R]):
 
     def _fail(self, item: _Pending[E, R], error: Exception) -> None:
         metrics.BATCH_EVENT_ERRORS.labels(writer=self.name, error_type=type(error).__name__).inc()
-        log.error("batch.event_failed", writer=self.name, event=repr(item.event)[:300],
-                  error=repr(error)[:300])
+        log.error(
+            "batch.event_failed",
+            writer=self.name,
+            event=repr(item.event)[:300],
+            error=repr(error)[:300],
+        )
         if not item.future.done():
             item.future.set_exception(error)

@@ -41,4 +41,3 @@ def business_date(instant: datetime, tz: str, reset: time) -> date:
     if local.time().replace(tzinfo=None) < reset:
         day -= timedelta(days=1)
     return day
-

@@ -18,7 +18,12 @@ import structlog
 from sqlalchemy import DateTime, Insert, MetaData, Table, event, exc, func
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -135,15 +140,26 @@ async def backoff(attempt: int) -> None:
 class Database:
     """One engine per process, and the transaction edge built on it."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 20,
-                 pool_timeout: float = 10.0, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_timeout: float = 10.0,
+        echo: bool = False,
+    ) -> None:
         self.url = url
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if url.startswith("sqlite"):
             kwargs = {"echo": echo, "connect_args": {"timeout": 30}}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=max_overflow,
-                          pool_timeout=pool_timeout, pool_recycle=1800)
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_timeout=pool_timeout,
+                pool_recycle=1800,
+            )
         if url.startswith("mysql"):
             # READ COMMITTED: fewer gap locks, and every statement sees the latest commits,
             # which recalibration and insert-or-nothing rely on.
@@ -171,8 +187,13 @@ class Database:
                 raise
         await _release_after_commit(session)
 
-    async def run(self, work: Callable[[AsyncSession], Awaitable[T]], *,
-                  retries: int = 5, readonly: bool = False) -> T:
+    async def run(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        retries: int = 5,
+        readonly: bool = False,
+    ) -> T:
         """Run `work` in a transaction, retrying deadlocks and serialization failures."""
         attempt = 0
         while True:
@@ -228,7 +249,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 def upsert(
     dialect: str,
-    table: Table,
+    target: type[Base] | Table,
     rows: Sequence[Mapping[str, Any]],
     *,
     keys: Sequence[str],
@@ -239,6 +260,7 @@ def upsert(
     """INSERT rows; on a key conflict add `increment` columns, overwrite `replace` columns,
     and fill `keep_first` columns only where still NULL. With nothing to update, the insert
     does nothing on conflict (insert-or-nothing)."""
+    table: Table = target if isinstance(target, Table) else target.__table__  # type: ignore[assignment]
     increment, replace, keep_first = list(increment), list(replace), list(keep_first)
     if dialect == "mysql":
         my = mysql.insert(table).values(list(rows))
@@ -271,4 +293,3 @@ def upsert(
 
 def _coalesce(current: Any, new: Any) -> Any:
     return func.coalesce(current, new)
-

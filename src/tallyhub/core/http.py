@@ -7,7 +7,7 @@ or serialization failure. Endpoints get the session through the `Session` depend
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
@@ -39,8 +39,9 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
@@ -98,10 +99,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        code = {401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, str(error.detail)), error.status_code,
-                            getattr(error, "headers", None))
+        code = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+        }.get(error.status_code, "http_error")
+        return JSONResponse(
+            error_body(code, str(error.detail)), error.status_code, getattr(error, "headers", None)
+        )
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -125,7 +131,7 @@ def read_only_session(endpoint: F) -> F:
 class TransactionalRoute(APIRoute):
     """Runs each request in one transaction that commits before the response is sent."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         route_name = self.path
         force_readonly = getattr(self.endpoint, "__tallyhub_readonly__", False)

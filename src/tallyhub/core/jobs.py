@@ -90,8 +90,13 @@ def job(
         raise ValueError(f"job {name}: invalid cron expression {cron!r}")
 
     def register(function: JobFunction) -> JobFunction:
-        REGISTRY[name] = JobSpec(name, function, cron, every_seconds,
-                                 description or (function.__doc__ or "").strip().split("\n")[0])
+        REGISTRY[name] = JobSpec(
+            name,
+            function,
+            cron,
+            every_seconds,
+            description or (function.__doc__ or "").strip().split("\n")[0],
+        )
         return function
 
     return register
@@ -122,8 +127,13 @@ class JobRunner:
         """Insert the slot's row; None when another runner already has it."""
 
         async def insert(session: Any) -> int:
-            run = JobRun(job_name=name, scheduled_for=scheduled_for, trigger=trigger,
-                         status="running", started_at=utcnow())
+            run = JobRun(
+                job_name=name,
+                scheduled_for=scheduled_for,
+                trigger=trigger,
+                status="running",
+                started_at=utcnow(),
+            )
             session.add(run)
             await session.flush()
             return run.id
@@ -134,8 +144,9 @@ class JobRunner:
             log.info("job.slot_taken", job=name, scheduled_for=scheduled_for.isoformat())
             return None
 
-    async def run(self, name: str, *, scheduled_for: datetime | None = None,
-                  trigger: str = "manual") -> int | None:
+    async def run(
+        self, name: str, *, scheduled_for: datetime | None = None, trigger: str = "manual"
+    ) -> int | None:
         """Claim the slot and run the job; returns the run id, or None if the slot was taken.
         A failing job is recorded as failed, never raised to the scheduler."""
         spec = REGISTRY.get(name)
@@ -156,8 +167,13 @@ class JobRunner:
 
         async def finish(session: Any) -> None:
             await session.execute(
-                update(JobRun).where(JobRun.id == run_id).values(
-                    status=status, finished_at=utcnow(), duration_ms=duration, error=error,
+                update(JobRun)
+                .where(JobRun.id == run_id)
+                .values(
+                    status=status,
+                    finished_at=utcnow(),
+                    duration_ms=duration,
+                    error=error,
                     counts=counts,
                 )
             )
@@ -190,8 +206,15 @@ class JobRunner:
                 trigger = CronTrigger.from_crontab(spec.cron, timezone=zone(self.tz))
             else:
                 trigger = IntervalTrigger(seconds=spec.every_seconds or 60)
-            scheduler.add_job(self.run_scheduled, trigger, args=[spec.name], id=spec.name,
-                              max_instances=1, coalesce=True, misfire_grace_time=60)
+            scheduler.add_job(
+                self.run_scheduled,
+                trigger,
+                args=[spec.name],
+                id=spec.name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=60,
+            )
         scheduler.start()
         scheduler.add_job(self.catch_up, id="catch-up")
         try:
@@ -234,18 +257,20 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=TransactionalR
 @router.get("", summary="Registered jobs with their schedule, next run and last run")
 async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[JobOut]:
     tz = request.app.state.runtime.settings.timezone
-    latest = (
-        select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
-    )
-    last_runs = {r.job_name: r for r in await session.scalars(
-        select(JobRun).where(JobRun.id.in_(latest)))}
+    latest = select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
+    last_runs = {
+        r.job_name: r for r in await session.scalars(select(JobRun).where(JobRun.id.in_(latest)))
+    }
     now = utcnow()
     return [
         JobOut(
-            name=spec.name, schedule=spec.schedule, description=spec.description,
+            name=spec.name,
+            schedule=spec.schedule,
+            description=spec.description,
             next_run_at=spec.next_slot(now, tz),
             last_run=JobRunOut.model_validate(last_runs[spec.name])
-            if spec.name in last_runs else None,
+            if spec.name in last_runs
+            else None,
         )
         for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
     ]
@@ -267,7 +292,8 @@ async def list_runs(
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = await session.scalars(
         query.order_by(JobRun.started_at.desc(), JobRun.id.desc())
-        .offset(paging.offset).limit(paging.page_size)
+        .offset(paging.offset)
+        .limit(paging.page_size)
     )
     return page_of([JobRunOut.model_validate(r) for r in rows], total, paging)
 

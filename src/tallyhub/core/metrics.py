@@ -13,7 +13,9 @@ HTTP_DURATION = Histogram(
 DB_RETRIES = Counter("db_retries_total", "Transactions retried after a retryable error", ["kind"])
 AFTER_COMMIT_ERRORS = Counter("after_commit_errors_total", "After-commit callbacks that failed")
 
-BATCH_QUEUE_DEPTH = Gauge("batch_queue_depth", "Events waiting in a group-commit writer", ["writer"])
+BATCH_QUEUE_DEPTH = Gauge(
+    "batch_queue_depth", "Events waiting in a group-commit writer", ["writer"]
+)
 BATCH_SIZE = Histogram(
     "batch_size",
     "Events per committed batch",
@@ -40,6 +42,8 @@ AUTH_FAILURES = Counter("auth_failures_total", "Rejected credentials", ["kind"])
 
 def render() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
 WS_DROPPED = Counter("ws_messages_dropped_total", "Realtime messages dropped for slow clients")
 REALTIME_ERRORS = Counter("realtime_errors_total", "Realtime transport failures")
 READY_FAILURES = Counter("readiness_failures_total", "Readiness checks that found the DB down")

@@ -10,8 +10,8 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
-from starlette.websockets import WebSocketDisconnect
 from sqlalchemy import func, select
+from starlette.websockets import WebSocketDisconnect
 
 from tallyhub.core import metrics
 from tallyhub.core.auth import (
@@ -55,9 +55,14 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         return await service.apply_incoming(session, hub, events)
 
     writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = BatchWriter(
-        "leads.incoming", runtime.db, apply, enabled=batching.enabled,
-        max_batch=batching.max_batch, max_wait_ms=batching.max_wait_ms,
-        queue_size=batching.queue_size, retries=batching.retries,
+        "leads.incoming",
+        runtime.db,
+        apply,
+        enabled=batching.enabled,
+        max_batch=batching.max_batch,
+        max_wait_ms=batching.max_wait_ms,
+        queue_size=batching.queue_size,
+        retries=batching.retries,
     )
     auth = runtime.settings.auth
     runtime.parts[LIMITER] = FailureLimiter(
@@ -93,8 +98,9 @@ async def _client_group(request: Request, session: Session, code: ActivationCode
 
 ClientGroup = Annotated[Group, Depends(_client_group)]
 
-client = APIRouter(prefix="/api/client", tags=["leads: desktop client"],
-                   route_class=TransactionalRoute)
+client = APIRouter(
+    prefix="/api/client", tags=["leads: desktop client"], route_class=TransactionalRoute
+)
 
 
 @client.post("/login", summary="Sign the desktop client in; returns the group's figures")
@@ -111,23 +117,28 @@ async def client_accounts(
 
 @client.post("/accounts/{line_id}/status", summary="Report an account going online or offline")
 async def client_status(
-    request: Request, session: Session, group: ClientGroup, line_id: str,
+    request: Request,
+    session: Session,
+    group: ClientGroup,
+    line_id: str,
     body: schemas.StatusChange,
 ) -> schemas.StatusChangeResult:
-    return await service.change_status(session, runtime_of(request).hub, group, line_id,
-                                       body.online_status)
+    return await service.change_status(
+        session, runtime_of(request).hub, group, line_id, body.online_status
+    )
 
 
-async def _submit(request: Request, code: str | None,
-                  reports: Sequence[schemas.IncomingReport]) -> list[Any]:
+async def _submit(
+    request: Request, code: str | None, reports: Sequence[schemas.IncomingReport]
+) -> list[Any]:
     limiter = _limiter(request)
     await limiter.check(_address(request))
     if not code:
         await limiter.failed(_address(request))
         raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
-    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = (
-        runtime_of(request).parts[WRITER]
-    )
+    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = runtime_of(request).parts[
+        WRITER
+    ]
     results = await writer.submit_many([service.make_event(code, r) for r in reports])
     refusals = [r for r in results if isinstance(r, Unauthorized | Forbidden)]
     if refusals and len(refusals) == len(results):
@@ -137,9 +148,14 @@ async def _submit(request: Request, code: str | None,
     return results
 
 
-@client.post("/incoming", summary="Report one incoming lead",
-             responses={401: {"description": "Unknown activation code"},
-                        404: {"description": "Unknown account"}})
+@client.post(
+    "/incoming",
+    summary="Report one incoming lead",
+    responses={
+        401: {"description": "Unknown activation code"},
+        404: {"description": "Unknown account"},
+    },
+)
 @read_only_session
 async def client_incoming(
     request: Request, body: schemas.IncomingReport, code: ActivationCode = None
@@ -160,12 +176,17 @@ async def client_incoming_batch(
     items = []
     for report, result in zip(body.events, results, strict=True):
         if isinstance(result, schemas.IncomingResult):
-            items.append(schemas.IncomingBatchItem(event_id=result.event_id, ok=True,
-                                                   result=result))
+            items.append(
+                schemas.IncomingBatchItem(event_id=result.event_id, ok=True, result=result)
+            )
         elif isinstance(result, DomainError):
-            items.append(schemas.IncomingBatchItem(
-                event_id=report.event_id, ok=False,
-                error={"code": result.code, "message": result.message}))
+            items.append(
+                schemas.IncomingBatchItem(
+                    event_id=report.event_id,
+                    ok=False,
+                    error={"code": result.code, "message": result.message},
+                )
+            )
         else:
             raise result
     return schemas.IncomingBatchResult(results=items)
@@ -181,15 +202,18 @@ admin = APIRouter(prefix="/api/leads", tags=["leads: admin"], route_class=Transa
 async def create_group(
     request: Request, session: Session, principal: WriterUser, body: schemas.GroupCreate
 ) -> schemas.GroupWithStats:
-    group = await service.create_group(session, principal, body,
-                                       runtime_of(request).settings.timezone)
+    group = await service.create_group(
+        session, principal, body, runtime_of(request).settings.timezone
+    )
     (out,) = await service.with_stats(session, [group])
     return out
 
 
 @admin.get("/groups", summary="Groups with their figures, newest first (from stats rows)")
 async def list_groups(
-    session: Session, principal: CurrentUser, paging: Paging,
+    session: Session,
+    principal: CurrentUser,
+    paging: Paging,
     search: Annotated[str | None, Query(max_length=200)] = None,
     is_active: bool | None = None,
 ) -> Page[schemas.GroupWithStats]:
@@ -198,16 +222,18 @@ async def list_groups(
 
 
 @admin.get("/groups/{group_id}", summary="One group with its figures")
-async def get_group(session: Session, principal: CurrentUser,
-                    group_id: int) -> schemas.GroupWithStats:
+async def get_group(
+    session: Session, principal: CurrentUser, group_id: int
+) -> schemas.GroupWithStats:
     group = await service.get_group(session, principal, group_id)
     (out,) = await service.with_stats(session, [group])
     return out
 
 
 @admin.patch("/groups/{group_id}", summary="Change a group's settings")
-async def update_group(session: Session, principal: WriterUser, group_id: int,
-                       body: schemas.GroupUpdate) -> schemas.GroupWithStats:
+async def update_group(
+    session: Session, principal: WriterUser, group_id: int, body: schemas.GroupUpdate
+) -> schemas.GroupWithStats:
     group = await service.update_group(session, principal, group_id, body)
     (out,) = await service.with_stats(session, [group])
     return out
@@ -220,31 +246,38 @@ async def delete_group(session: Session, principal: WriterUser, group_id: int) -
 
 
 @admin.post("/groups/{group_id}/activation-code", summary="Issue a new activation code")
-async def new_activation_code(session: Session, principal: WriterUser,
-                              group_id: int) -> schemas.GroupWithStats:
+async def new_activation_code(
+    session: Session, principal: WriterUser, group_id: int
+) -> schemas.GroupWithStats:
     group = await service.rotate_activation_code(session, principal, group_id)
     (out,) = await service.with_stats(session, [group])
     return out
 
 
-@admin.get("/groups/{group_id}/accounts",
-           summary="The group's accounts: online first, then by total incoming")
-async def list_accounts(session: Session, principal: CurrentUser,
-                        group_id: int) -> list[schemas.AccountWithStats]:
+@admin.get(
+    "/groups/{group_id}/accounts",
+    summary="The group's accounts: online first, then by total incoming",
+)
+async def list_accounts(
+    session: Session, principal: CurrentUser, group_id: int
+) -> list[schemas.AccountWithStats]:
     group = await service.get_group(session, principal, group_id)
     return await service.list_accounts(session, group)
 
 
 @admin.delete("/accounts/{account_id}", status_code=204, summary="Delete an account (soft)")
-async def delete_account(request: Request, session: Session, principal: WriterUser,
-                         account_id: int) -> Response:
+async def delete_account(
+    request: Request, session: Session, principal: WriterUser, account_id: int
+) -> Response:
     await service.delete_account(session, runtime_of(request).hub, principal, account_id)
     return Response(status_code=204)
 
 
 @admin.get("/groups/{group_id}/daily", summary="One row per business day")
 async def group_daily(
-    session: Session, principal: CurrentUser, group_id: int,
+    session: Session,
+    principal: CurrentUser,
+    group_id: int,
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> list[schemas.GroupDaily]:
@@ -253,8 +286,9 @@ async def group_daily(
 
 
 @admin.get("/groups/{group_id}/incoming", summary="Incoming log, newest first")
-async def group_incoming(session: Session, principal: CurrentUser, group_id: int,
-                         paging: Paging) -> Page[schemas.IncomingLogOut]:
+async def group_incoming(
+    session: Session, principal: CurrentUser, group_id: int, paging: Paging
+) -> Page[schemas.IncomingLogOut]:
     group = await service.get_group(session, principal, group_id)
     rows, total = await service.incoming_page(session, group, paging)
     return page_of([schemas.IncomingLogOut.model_validate(r) for r in rows], total, paging)
@@ -269,11 +303,16 @@ async def recalibrate_now(request: Request, _: AdminUser) -> schemas.Recalibrati
 
 
 @admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
-async def recalibrations(session: Session, _: CurrentUser,
-                         paging: Paging) -> Page[schemas.RecalibrationOut]:
+async def recalibrations(
+    session: Session, _: CurrentUser, paging: Paging
+) -> Page[schemas.RecalibrationOut]:
     total = await session.scalar(select(func.count()).select_from(Recalibration)) or 0
-    rows = await session.scalars(select(Recalibration).order_by(Recalibration.id.desc())
-                                 .offset(paging.offset).limit(paging.page_size))
+    rows = await session.scalars(
+        select(Recalibration)
+        .order_by(Recalibration.id.desc())
+        .offset(paging.offset)
+        .limit(paging.page_size)
+    )
     return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
 
 
@@ -301,8 +340,9 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
     async def forward() -> None:
         while True:
             message = await subscription.queue.get()
-            await websocket.send_text(json.dumps(
-                {k: v for k, v in message.items() if k != "owner_id"}))
+            await websocket.send_text(
+                json.dumps({k: v for k, v in message.items() if k != "owner_id"})
+            )
 
     sender = asyncio.create_task(forward())
     try:

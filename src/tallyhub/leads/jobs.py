@@ -9,9 +9,16 @@ from tallyhub.core.runtime import Runtime
 from tallyhub.leads import service
 
 
-@job("leads.recalibrate", cron="0 3 * * *",
-     description="Recompute all lead counters from the logs and correct drift")
+@job(
+    "leads.recalibrate",
+    cron="0 3 * * *",
+    description="Recompute all lead counters from the logs and correct drift",
+)
 async def recalibrate(runtime: Runtime) -> dict[str, Any]:
     run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
-    return {"recalibration_id": run.id, "groups": run.groups_checked,
-            "accounts": run.accounts_checked, "drifts": run.drift_count}
+    return {
+        "recalibration_id": run.id,
+        "groups": run.groups_checked,
+        "accounts": run.accounts_checked,
+        "drifts": run.drift_count,
+    }

@@ -85,9 +85,7 @@ class GroupStats(Base):
 class LineAccountStats(Base):
     __tablename__ = "line_account_stats"
 
-    line_account_id: Mapped[int] = mapped_column(
-        ForeignKey("line_accounts.id"), primary_key=True
-    )
+    line_account_id: Mapped[int] = mapped_column(ForeignKey("line_accounts.id"), primary_key=True)
     group_id: Mapped[int] = mapped_column(Integer, index=True)
     total_incoming: Mapped[int] = mapped_column(Integer, default=0)
     duplicate_incoming: Mapped[int] = mapped_column(Integer, default=0)
@@ -106,9 +104,7 @@ class LineAccountDailyStats(Base):
     __tablename__ = "line_account_daily_stats"
     __table_args__ = (Index("ix_line_account_daily_group", "group_id", "business_date"),)
 
-    line_account_id: Mapped[int] = mapped_column(
-        ForeignKey("line_accounts.id"), primary_key=True
-    )
+    line_account_id: Mapped[int] = mapped_column(ForeignKey("line_accounts.id"), primary_key=True)
     business_date: Mapped[date] = mapped_column(Date, primary_key=True)
     group_id: Mapped[int] = mapped_column(Integer)
     incoming: Mapped[int] = mapped_column(Integer, default=0)

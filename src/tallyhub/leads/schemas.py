@@ -34,7 +34,9 @@ class GroupCreate(BaseModel):
     description: str = ""
     is_active: bool = True
     dedup_scope: DedupScope = "current"
-    reset_time: str = Field("00:00", examples=["06:00"], description="Local HH:MM when today starts")
+    reset_time: str = Field(
+        "00:00", examples=["06:00"], description="Local HH:MM when today starts"
+    )
     timezone: str | None = Field(None, examples=["Asia/Tokyo"], description="IANA zone")
     account_limit: int | None = Field(None, ge=0)
     owner_id: int | None = Field(None, description="Admins may create for another user")
@@ -143,7 +145,9 @@ class IncomingReport(BaseModel):
     account_line_id: str = Field(min_length=1, max_length=128)
     incoming_line_id: str = Field(min_length=1, max_length=128)
     event_id: str | None = Field(
-        None, min_length=1, max_length=64,
+        None,
+        min_length=1,
+        max_length=64,
         description="The client's id for this lead; a retry with the same id counts once",
     )
     incoming_time: AwareDatetime | None = Field(None, description="When it happened; default now")

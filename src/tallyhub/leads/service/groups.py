@@ -61,9 +61,17 @@ async def create_group(
     )
     session.add(group)
     await session.flush()
-    session.add(GroupStats(group_id=group.id, total_accounts=0, online_accounts=0,
-                           line_accounts=0, line_business_accounts=0, total_incoming=0,
-                           duplicate_incoming=0))
+    session.add(
+        GroupStats(
+            group_id=group.id,
+            total_accounts=0,
+            online_accounts=0,
+            line_accounts=0,
+            line_business_accounts=0,
+            total_incoming=0,
+            duplicate_incoming=0,
+        )
+    )
     await session.flush()
     return group
 
@@ -71,8 +79,9 @@ async def create_group(
 async def get_group(session: AsyncSession, principal: Principal, group_id: int) -> Group:
     """The live group if this principal may see it; otherwise 404 (never reveal it exists)."""
     group = await session.scalar(
-        select(Group).where(Group.id == group_id, Group.deleted_at.is_(None),
-                            principal.visible(Group.owner_id))
+        select(Group).where(
+            Group.id == group_id, Group.deleted_at.is_(None), principal.visible(Group.owner_id)
+        )
     )
     if group is None:
         raise NotFound(f"group {group_id} not found", code="group_not_found")
@@ -80,9 +89,14 @@ async def get_group(session: AsyncSession, principal: Principal, group_id: int) 
 
 
 def _stats_columns() -> list[Any]:
-    return [GroupStats.total_accounts, GroupStats.online_accounts, GroupStats.line_accounts,
-            GroupStats.line_business_accounts, GroupStats.total_incoming,
-            GroupStats.duplicate_incoming]
+    return [
+        GroupStats.total_accounts,
+        GroupStats.online_accounts,
+        GroupStats.line_accounts,
+        GroupStats.line_business_accounts,
+        GroupStats.total_incoming,
+        GroupStats.duplicate_incoming,
+    ]
 
 
 async def _today_by_group(session: AsyncSession, groups: Sequence[Group]) -> dict[int, int]:
@@ -92,14 +106,19 @@ async def _today_by_group(session: AsyncSession, groups: Sequence[Group]) -> dic
     if not wanted:
         return {}
     rows = await session.execute(
-        select(GroupDailyStats.group_id, GroupDailyStats.business_date, GroupDailyStats.incoming)
-        .where(GroupDailyStats.group_id.in_(wanted),
-               GroupDailyStats.business_date.in_(set(wanted.values())))
+        select(
+            GroupDailyStats.group_id, GroupDailyStats.business_date, GroupDailyStats.incoming
+        ).where(
+            GroupDailyStats.group_id.in_(wanted),
+            GroupDailyStats.business_date.in_(set(wanted.values())),
+        )
     )
     return {gid: n for gid, day, n in rows if wanted.get(gid) == day}
 
 
-async def with_stats(session: AsyncSession, groups: Sequence[Group]) -> list[schemas.GroupWithStats]:
+async def with_stats(
+    session: AsyncSession, groups: Sequence[Group]
+) -> list[schemas.GroupWithStats]:
     if not groups:
         return []
     stats = {
@@ -113,39 +132,51 @@ async def with_stats(session: AsyncSession, groups: Sequence[Group]) -> list[sch
     out = []
     for group in groups:
         row = stats.get(group.id)
-        out.append(schemas.GroupWithStats(
-            **schemas.Group.model_validate(group).model_dump(),
-            total_accounts=row.total_accounts if row else 0,
-            online_accounts=row.online_accounts if row else 0,
-            line_accounts=row.line_accounts if row else 0,
-            line_business_accounts=row.line_business_accounts if row else 0,
-            total_incoming=row.total_incoming if row else 0,
-            duplicate_incoming=row.duplicate_incoming if row else 0,
-            today_incoming=today.get(group.id, 0),
-            business_date=group_today(group, now),
-        ))
+        out.append(
+            schemas.GroupWithStats(
+                **schemas.Group.model_validate(group).model_dump(),
+                total_accounts=row.total_accounts if row else 0,
+                online_accounts=row.online_accounts if row else 0,
+                line_accounts=row.line_accounts if row else 0,
+                line_business_accounts=row.line_business_accounts if row else 0,
+                total_incoming=row.total_incoming if row else 0,
+                duplicate_incoming=row.duplicate_incoming if row else 0,
+                today_incoming=today.get(group.id, 0),
+                business_date=group_today(group, now),
+            )
+        )
     return out
 
 
 async def list_groups(
-    session: AsyncSession, principal: Principal, paging: PageParams,
-    search: str | None = None, is_active: bool | None = None,
+    session: AsyncSession,
+    principal: Principal,
+    paging: PageParams,
+    search: str | None = None,
+    is_active: bool | None = None,
 ) -> tuple[list[schemas.GroupWithStats], int]:
     query: Select[tuple[Group]] = select(Group).where(
         Group.deleted_at.is_(None), principal.visible(Group.owner_id)
     )
     if search:
         pattern = f"%{search.lower()}%"
-        query = query.where(or_(func.lower(Group.remark).like(pattern),
-                                func.lower(Group.description).like(pattern),
-                                Group.activation_code == search))
+        query = query.where(
+            or_(
+                func.lower(Group.remark).like(pattern),
+                func.lower(Group.description).like(pattern),
+                Group.activation_code == search,
+            )
+        )
     if is_active is not None:
         query = query.where(Group.is_active.is_(is_active))
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    groups = list(await session.scalars(
-        query.order_by(Group.created_at.desc(), Group.id.desc())
-        .offset(paging.offset).limit(paging.page_size)
-    ))
+    groups = list(
+        await session.scalars(
+            query.order_by(Group.created_at.desc(), Group.id.desc())
+            .offset(paging.offset)
+            .limit(paging.page_size)
+        )
+    )
     return await with_stats(session, groups), total
 
 
@@ -181,24 +212,37 @@ async def daily(
     session: AsyncSession, group: Group, start: date | None, end: date | None
 ) -> list[schemas.GroupDaily]:
     end = end or group_today(group)
-    query = select(GroupDailyStats).where(GroupDailyStats.group_id == group.id,
-                                          GroupDailyStats.business_date <= end)
+    query = select(GroupDailyStats).where(
+        GroupDailyStats.group_id == group.id, GroupDailyStats.business_date <= end
+    )
     if start:
         query = query.where(GroupDailyStats.business_date >= start)
     rows = await session.scalars(query.order_by(GroupDailyStats.business_date))
-    return [schemas.GroupDaily(business_date=r.business_date, incoming=r.incoming,
-                               duplicate_incoming=r.duplicate_incoming) for r in rows]
+    return [
+        schemas.GroupDaily(
+            business_date=r.business_date,
+            incoming=r.incoming,
+            duplicate_incoming=r.duplicate_incoming,
+        )
+        for r in rows
+    ]
 
 
 async def incoming_page(
     session: AsyncSession, group: Group, paging: PageParams
 ) -> tuple[list[IncomingLog], int]:
-    total = await session.scalar(
-        select(GroupStats.total_incoming).where(GroupStats.group_id == group.id)
-    ) or 0
+    total = (
+        await session.scalar(
+            select(GroupStats.total_incoming).where(GroupStats.group_id == group.id)
+        )
+        or 0
+    )
     rows = await session.scalars(
-        select(IncomingLog).where(IncomingLog.group_id == group.id)
-        .order_by(IncomingLog.id.desc()).offset(paging.offset).limit(paging.page_size)
+        select(IncomingLog)
+        .where(IncomingLog.group_id == group.id)
+        .order_by(IncomingLog.id.desc())
+        .offset(paging.offset)
+        .limit(paging.page_size)
     )
     return list(rows), total
 
@@ -210,23 +254,38 @@ async def list_accounts(session: AsyncSession, group: Group) -> list[schemas.Acc
     """Online first, then by total incoming, highest first."""
     today = group_today(group)
     rows = await session.execute(
-        select(LineAccount, LineAccountStats.total_incoming, LineAccountStats.duplicate_incoming,
-               LineAccountDailyStats.incoming)
+        select(
+            LineAccount,
+            LineAccountStats.total_incoming,
+            LineAccountStats.duplicate_incoming,
+            LineAccountDailyStats.incoming,
+        )
         .outerjoin(LineAccountStats, LineAccountStats.line_account_id == LineAccount.id)
-        .outerjoin(LineAccountDailyStats,
-                   (LineAccountDailyStats.line_account_id == LineAccount.id)
-                   & (LineAccountDailyStats.business_date == today))
+        .outerjoin(
+            LineAccountDailyStats,
+            (LineAccountDailyStats.line_account_id == LineAccount.id)
+            & (LineAccountDailyStats.business_date == today),
+        )
         .where(LineAccount.group_id == group.id, LineAccount.deleted_at.is_(None))
-        .order_by((LineAccount.online_status == "online").desc(),
-                  func.coalesce(LineAccountStats.total_incoming, 0).desc(), LineAccount.id)
+        .order_by(
+            (LineAccount.online_status == "online").desc(),
+            func.coalesce(LineAccountStats.total_incoming, 0).desc(),
+            LineAccount.id,
+        )
     )
     return [
         schemas.AccountWithStats(
-            id=a.id, group_id=a.group_id, line_id=a.line_id, display_name=a.display_name,
-            platform_type=a.platform_type,  # type: ignore[arg-type]
-            online_status=a.online_status,  # type: ignore[arg-type]
-            last_online_time=a.last_online_time, created_at=a.created_at,
-            total_incoming=total or 0, duplicate_incoming=dup or 0, today_incoming=day or 0,
+            id=a.id,
+            group_id=a.group_id,
+            line_id=a.line_id,
+            display_name=a.display_name,
+            platform_type=a.platform_type,
+            online_status=a.online_status,
+            last_online_time=a.last_online_time,
+            created_at=a.created_at,
+            total_incoming=total or 0,
+            duplicate_incoming=dup or 0,
+            today_incoming=day or 0,
         )
         for a, total, dup, day in rows
     ]
@@ -236,22 +295,29 @@ async def delete_account(
     session: AsyncSession, hub: Hub, principal: Principal, account_id: int
 ) -> None:
     account = await session.scalar(
-        select(LineAccount).join(Group, Group.id == LineAccount.group_id)
-        .where(LineAccount.id == account_id, LineAccount.deleted_at.is_(None),
-               Group.deleted_at.is_(None), principal.visible(Group.owner_id))
+        select(LineAccount)
+        .join(Group, Group.id == LineAccount.group_id)
+        .where(
+            LineAccount.id == account_id,
+            LineAccount.deleted_at.is_(None),
+            Group.deleted_at.is_(None),
+            principal.visible(Group.owner_id),
+        )
     )
     if account is None:
         raise NotFound(f"account {account_id} not found", code="account_not_found")
     await lock_group_stats(session, account.group_id)
     # Conditional: only the transaction that really deletes it moves the counters.
     deleted = await session.execute(
-        update(LineAccount).where(LineAccount.id == account.id, LineAccount.deleted_at.is_(None))
+        update(LineAccount)
+        .where(LineAccount.id == account.id, LineAccount.deleted_at.is_(None))
         .values(deleted_at=utcnow(), deletion_mark=account.id)
     )
     if deleted.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound(f"account {account_id} not found", code="account_not_found")
-    await _move_account_counters(session, account.group_id, account.platform_type,
-                                 account.online_status == "online", -1)
+    await _move_account_counters(
+        session, account.group_id, account.platform_type, account.online_status == "online", -1
+    )
     await publish_group(session, hub, account.group_id)
 
 
@@ -278,11 +344,18 @@ def check_client_group(group: Group) -> None:
 async def client_summary(session: AsyncSession, group: Group) -> schemas.ClientSummary:
     (stats,) = await with_stats(session, [group])
     return schemas.ClientSummary(
-        group_id=group.id, remark=group.remark, dedup_scope=group.dedup_scope,  # type: ignore[arg-type]
-        reset_time=group.reset_time, timezone=group.timezone, account_limit=group.account_limit,
-        business_date=stats.business_date, total_accounts=stats.total_accounts,
-        online_accounts=stats.online_accounts, today_incoming=stats.today_incoming,
-        total_incoming=stats.total_incoming, duplicate_incoming=stats.duplicate_incoming,
+        group_id=group.id,
+        remark=group.remark,
+        dedup_scope=group.dedup_scope,
+        reset_time=group.reset_time,
+        timezone=group.timezone,
+        account_limit=group.account_limit,
+        business_date=stats.business_date,
+        total_accounts=stats.total_accounts,
+        online_accounts=stats.online_accounts,
+        today_incoming=stats.today_incoming,
+        total_incoming=stats.total_incoming,
+        duplicate_incoming=stats.duplicate_incoming,
     )
 
 
@@ -303,8 +376,7 @@ async def lock_group_stats(session: AsyncSession, group_id: int) -> GroupStats:
 
 
 async def _move_account_counters(
-    session: AsyncSession, group_id: int, platform: str, online: bool, sign: int,
-    *, online_delta: int | None = None,
+    session: AsyncSession, group_id: int, platform: str, online: bool, sign: int
 ) -> None:
     values: dict[str, Any] = {"total_accounts": GroupStats.total_accounts + sign}
     if platform == "line":
@@ -326,29 +398,39 @@ async def sync_accounts(
             raise Conflict(f"line_id {report.line_id!r} appears twice", code="duplicate_line_id")
         seen.add(report.line_id)
     stats = await lock_group_stats(session, group.id)
+    accounts_before = stats.total_accounts
     existing = {
         a.line_id: a
         for a in await session.scalars(
-            select(LineAccount).where(LineAccount.group_id == group.id,
-                                      LineAccount.deleted_at.is_(None),
-                                      LineAccount.line_id.in_(seen))
+            select(LineAccount).where(
+                LineAccount.group_id == group.id,
+                LineAccount.deleted_at.is_(None),
+                LineAccount.line_id.in_(seen),
+            )
         )
     }
     new = [r for r in reports if r.line_id not in existing]
-    if group.account_limit is not None and stats.total_accounts + len(new) > group.account_limit:
+    if group.account_limit is not None and accounts_before + len(new) > group.account_limit:
         raise Conflict(
-            f"account_limit is {group.account_limit}: the group has {stats.total_accounts} "
+            f"account_limit is {group.account_limit}: the group has {accounts_before} "
             f"accounts and this report adds {len(new)}",
             code="account_limit_exceeded",
         )
     now = utcnow()
-    deltas = {"total_accounts": 0, "online_accounts": 0, "line_accounts": 0,
-              "line_business_accounts": 0}
+    deltas = {
+        "total_accounts": 0,
+        "online_accounts": 0,
+        "line_accounts": 0,
+        "line_business_accounts": 0,
+    }
     created = updated = 0
     for report in new:
         account = LineAccount(
-            group_id=group.id, line_id=report.line_id, display_name=report.display_name,
-            platform_type=report.platform_type, online_status=report.online_status,
+            group_id=group.id,
+            line_id=report.line_id,
+            display_name=report.display_name,
+            platform_type=report.platform_type,
+            online_status=report.online_status,
             last_online_time=now if report.online_status == "online" else None,
         )
         session.add(account)
@@ -357,9 +439,10 @@ async def sync_accounts(
         deltas["online_accounts"] += report.online_status == "online"
         created += 1
     for report in reports:
-        account = existing.get(report.line_id)
-        if account is None:
+        current = existing.get(report.line_id)
+        if current is None:
             continue
+        account = current
         changed = False
         if report.display_name is not None and report.display_name != account.display_name:
             account.display_name, changed = report.display_name, True
@@ -376,25 +459,32 @@ async def sync_accounts(
     await session.flush()
     if created:
         accounts = await session.scalars(
-            select(LineAccount.id).where(LineAccount.group_id == group.id,
-                                         LineAccount.deleted_at.is_(None),
-                                         LineAccount.line_id.in_([r.line_id for r in new]))
+            select(LineAccount.id).where(
+                LineAccount.group_id == group.id,
+                LineAccount.deleted_at.is_(None),
+                LineAccount.line_id.in_([r.line_id for r in new]),
+            )
         )
-        session.add_all(LineAccountStats(line_account_id=aid, group_id=group.id,
-                                         total_incoming=0, duplicate_incoming=0)
-                        for aid in accounts)
+        session.add_all(
+            LineAccountStats(
+                line_account_id=aid, group_id=group.id, total_incoming=0, duplicate_incoming=0
+            )
+            for aid in accounts
+        )
     if any(deltas.values()):
         await session.execute(
-            update(GroupStats).where(GroupStats.group_id == group.id).values(
-                {name: getattr(GroupStats, name) + n for name, n in deltas.items() if n}
-            )
+            update(GroupStats)
+            .where(GroupStats.group_id == group.id)
+            .values({name: getattr(GroupStats, name) + n for name, n in deltas.items() if n})
         )
     await session.flush()
     if created or updated:
         await publish_group(session, hub, group.id)
     return schemas.AccountSyncResult(
-        created=created, updated=updated, unchanged=len(reports) - created - updated,
-        total_accounts=stats.total_accounts + deltas["total_accounts"],
+        created=created,
+        updated=updated,
+        unchanged=len(reports) - created - updated,
+        total_accounts=accounts_before + deltas["total_accounts"],
     )
 
 
@@ -408,9 +498,11 @@ async def change_status(
     """Counters move only when the status really changes: the UPDATE is conditional on
     the old status, so of two simultaneous identical reports only one changes a row."""
     account_id = await session.scalar(
-        select(LineAccount.id).where(LineAccount.group_id == group.id,
-                                     LineAccount.line_id == line_id,
-                                     LineAccount.deleted_at.is_(None))
+        select(LineAccount.id).where(
+            LineAccount.group_id == group.id,
+            LineAccount.line_id == line_id,
+            LineAccount.deleted_at.is_(None),
+        )
     )
     if account_id is None:
         raise NotFound(f"account {line_id!r} not found in this group", code="account_not_found")
@@ -419,23 +511,31 @@ async def change_status(
         values["last_online_time"] = utcnow()
     result = await session.execute(
         update(LineAccount)
-        .where(LineAccount.id == account_id, LineAccount.online_status != status,
-               LineAccount.deleted_at.is_(None))
+        .where(
+            LineAccount.id == account_id,
+            LineAccount.online_status != status,
+            LineAccount.deleted_at.is_(None),
+        )
         .values(values)
     )
     changed = result.rowcount == 1  # type: ignore[attr-defined]
     if changed:
         step = 1 if status == "online" else -1
         await session.execute(
-            update(GroupStats).where(GroupStats.group_id == group.id)
+            update(GroupStats)
+            .where(GroupStats.group_id == group.id)
             .values(online_accounts=GroupStats.online_accounts + step)
         )
         await publish_group(session, hub, group.id)
     online = await session.scalar(
         select(GroupStats.online_accounts).where(GroupStats.group_id == group.id)
     )
-    return schemas.StatusChangeResult(line_id=line_id, online_status=status,  # type: ignore[arg-type]
-                                      changed=changed, online_accounts=online or 0)
+    return schemas.StatusChangeResult(
+        line_id=line_id,
+        online_status=status,
+        changed=changed,
+        online_accounts=online or 0,
+    )
 
 
 # ---------------------------------------------------------------- live push
@@ -446,10 +546,24 @@ async def group_message(session: AsyncSession, group_id: int) -> dict[str, Any] 
     if group is None:
         return None
     (stats,) = await with_stats(session, [group])
-    return {"type": "group_stats", "group_id": group.id, "owner_id": group.owner_id,
-            **stats.model_dump(mode="json", include={
-                "total_accounts", "online_accounts", "line_accounts", "line_business_accounts",
-                "today_incoming", "total_incoming", "duplicate_incoming", "business_date"})}
+    return {
+        "type": "group_stats",
+        "group_id": group.id,
+        "owner_id": group.owner_id,
+        **stats.model_dump(
+            mode="json",
+            include={
+                "total_accounts",
+                "online_accounts",
+                "line_accounts",
+                "line_business_accounts",
+                "today_incoming",
+                "total_incoming",
+                "duplicate_incoming",
+                "business_date",
+            },
+        ),
+    }
 
 
 async def publish_group(session: AsyncSession, hub: Hub, group_id: int) -> None:

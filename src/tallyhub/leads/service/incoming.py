@@ -83,10 +83,15 @@ async def apply_incoming(
 
     # 1. Groups by activation code, accounts by (group, line_id): one query each.
     codes = {e.activation_code for e in events}
-    groups = {g.activation_code: g for g in await session.scalars(
-        select(Group).where(Group.activation_code.in_(codes)))}
-    wanted_accounts = {(groups[e.activation_code].id, e.account_line_id)
-                       for e in events if e.activation_code in groups}
+    groups = {
+        g.activation_code: g
+        for g in await session.scalars(select(Group).where(Group.activation_code.in_(codes)))
+    }
+    wanted_accounts = {
+        (groups[e.activation_code].id, e.account_line_id)
+        for e in events
+        if e.activation_code in groups
+    }
     accounts: dict[tuple[int, str], int] = {}
     if wanted_accounts:
         rows = await session.execute(
@@ -106,17 +111,24 @@ async def apply_incoming(
             repeats[i] = first_index[event.event_id]
         else:
             first_index[event.event_id] = i
-    recorded = {log.event_id: log for log in await session.scalars(
-        select(IncomingLog).where(IncomingLog.event_id.in_(first_index)))}
+    recorded = {
+        log.event_id: log
+        for log in await session.scalars(
+            select(IncomingLog).where(IncomingLog.event_id.in_(first_index))
+        )
+    }
 
     fresh: list[_Resolved] = []
     for event_id, i in first_index.items():
         event = events[i]
         if event_id in recorded:
             log = recorded[event_id]
-            results[i] = schemas.IncomingResult(event_id=event_id, is_duplicate=log.is_duplicate,
-                                                today_incoming=log.today_after,
-                                                total_incoming=log.total_after)
+            results[i] = schemas.IncomingResult(
+                event_id=event_id,
+                is_duplicate=log.is_duplicate,
+                today_incoming=log.today_after,
+                total_incoming=log.total_after,
+            )
             continue
         group = groups.get(event.activation_code)
         if group is None:
@@ -129,15 +141,22 @@ async def apply_incoming(
             continue
         account_id = accounts.get((group.id, event.account_line_id))
         if account_id is None:
-            results[i] = NotFound(f"account {event.account_line_id!r} not found in this group",
-                                  code="account_not_found")
+            results[i] = NotFound(
+                f"account {event.account_line_id!r} not found in this group",
+                code="account_not_found",
+            )
             continue
         reset = parse_reset_time(group.reset_time)
-        fresh.append(_Resolved(
-            index=i, event=event, group=group, account_id=account_id,
-            day=business_date(event.incoming_time, group.timezone, reset),
-            today=business_date(now, group.timezone, reset),
-        ))
+        fresh.append(
+            _Resolved(
+                index=i,
+                event=event,
+                group=group,
+                account_id=account_id,
+                day=business_date(event.incoming_time, group.timezone, reset),
+                today=business_date(now, group.timezone, reset),
+            )
+        )
 
     if fresh:
         await _decide_duplicates(session, dialect, fresh)
@@ -160,33 +179,64 @@ async def _decide_duplicates(session: AsyncSession, dialect: str, fresh: list[_R
         global_pool.setdefault(item.event.incoming_line_id, item)
 
     group_rows = [
-        {"group_id": gid, "line_id": line, "first_event_id": item.event.event_id,
-         "first_seen_at": item.event.incoming_time}
+        {
+            "group_id": gid,
+            "line_id": line,
+            "first_event_id": item.event.event_id,
+            "first_seen_at": item.event.incoming_time,
+        }
         for (gid, line), item in sorted(group_pool.items())
     ]
-    await session.execute(upsert(dialect, Contact.__table__, group_rows,  # type: ignore[arg-type]
-                                 keys=["group_id", "line_id"]))
+    await session.execute(
+        upsert(
+            dialect,
+            Contact,
+            group_rows,
+            keys=["group_id", "line_id"],
+        )
+    )
     global_rows = [
-        {"line_id": line, "first_event_id": item.event.event_id,
-         "first_group_id": item.group.id, "first_seen_at": item.event.incoming_time}
+        {
+            "line_id": line,
+            "first_event_id": item.event.event_id,
+            "first_group_id": item.group.id,
+            "first_seen_at": item.event.incoming_time,
+        }
         for line, item in sorted(global_pool.items())
     ]
-    await session.execute(upsert(dialect, GlobalContact.__table__, global_rows,  # type: ignore[arg-type]
-                                 keys=["line_id"]))
+    await session.execute(
+        upsert(
+            dialect,
+            GlobalContact,
+            global_rows,
+            keys=["line_id"],
+        )
+    )
 
     group_owner = {
         (gid, line): event_id
         for gid, line, event_id in await session.execute(
             select(Contact.group_id, Contact.line_id, Contact.first_event_id).where(
-                or_(*(and_(Contact.group_id == gid, Contact.line_id.in_(lines))
-                      for gid, lines in _lines_by_group(group_pool).items()))
+                or_(
+                    *(
+                        and_(Contact.group_id == gid, Contact.line_id.in_(lines))
+                        for gid, lines in _lines_by_group(group_pool).items()
+                    )
+                )
             )
         )
     }
-    global_owner = dict((await session.execute(
-        select(GlobalContact.line_id, GlobalContact.first_event_id)
-        .where(GlobalContact.line_id.in_(global_pool))
-    )).tuples().all())
+    global_owner = dict(
+        (
+            await session.execute(
+                select(GlobalContact.line_id, GlobalContact.first_event_id).where(
+                    GlobalContact.line_id.in_(global_pool)
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
 
     for item in fresh:
         if item.group.dedup_scope == "global":
@@ -204,7 +254,9 @@ def _lines_by_group(pool: dict[tuple[int, str], Any]) -> dict[int, list[str]]:
 
 
 async def _apply_counters_and_logs(
-    session: AsyncSession, dialect: str, fresh: list[_Resolved],
+    session: AsyncSession,
+    dialect: str,
+    fresh: list[_Resolved],
     results: list[schemas.IncomingResult | Exception | None],
 ) -> dict[int, tuple[int, int, int]]:
     """Move the counters, write the logs, fill `results`; returns each touched account's
@@ -233,48 +285,78 @@ async def _apply_counters_and_logs(
     # One statement per hot key, keys in sorted order (no deadlock between batches).
     for gid in sorted(group_total):
         await session.execute(
-            update(GroupStats).where(GroupStats.group_id == gid).values(
+            update(GroupStats)
+            .where(GroupStats.group_id == gid)
+            .values(
                 total_incoming=GroupStats.total_incoming + group_total[gid],
                 duplicate_incoming=GroupStats.duplicate_incoming + group_dup[gid],
             )
         )
     for aid in sorted(account_total):
         await session.execute(
-            update(LineAccountStats).where(LineAccountStats.line_account_id == aid).values(
+            update(LineAccountStats)
+            .where(LineAccountStats.line_account_id == aid)
+            .values(
                 total_incoming=LineAccountStats.total_incoming + account_total[aid],
                 duplicate_incoming=LineAccountStats.duplicate_incoming + account_dup[aid],
             )
         )
-    await session.execute(upsert(
-        dialect, GroupDailyStats.__table__,  # type: ignore[arg-type]
-        [{"group_id": gid, "business_date": day, "incoming": n,
-          "duplicate_incoming": group_day_dup[gid, day]}
-         for (gid, day), n in sorted(group_day.items())],
-        keys=["group_id", "business_date"], increment=["incoming", "duplicate_incoming"],
-    ))
-    await session.execute(upsert(
-        dialect, LineAccountDailyStats.__table__,  # type: ignore[arg-type]
-        [{"line_account_id": aid, "business_date": day, "group_id": account_group[aid],
-          "incoming": n, "duplicate_incoming": account_day_dup[aid, day]}
-         for (aid, day), n in sorted(account_day.items())],
-        keys=["line_account_id", "business_date"], increment=["incoming", "duplicate_incoming"],
-    ))
+    await session.execute(
+        upsert(
+            dialect,
+            GroupDailyStats,
+            [
+                {
+                    "group_id": gid,
+                    "business_date": day,
+                    "incoming": n,
+                    "duplicate_incoming": group_day_dup[gid, day],
+                }
+                for (gid, day), n in sorted(group_day.items())
+            ],
+            keys=["group_id", "business_date"],
+            increment=["incoming", "duplicate_incoming"],
+        )
+    )
+    await session.execute(
+        upsert(
+            dialect,
+            LineAccountDailyStats,
+            [
+                {
+                    "line_account_id": aid,
+                    "business_date": day,
+                    "group_id": account_group[aid],
+                    "incoming": n,
+                    "duplicate_incoming": account_day_dup[aid, day],
+                }
+                for (aid, day), n in sorted(account_day.items())
+            ],
+            keys=["line_account_id", "business_date"],
+            increment=["incoming", "duplicate_incoming"],
+        )
+    )
 
     # The figures after this batch, read back from the rows we just locked and moved.
     totals: dict[int, int] = {}
     duplicates: dict[int, int] = {}
     for aid, total, dup in await session.execute(
-        select(LineAccountStats.line_account_id, LineAccountStats.total_incoming,
-               LineAccountStats.duplicate_incoming)
-        .where(LineAccountStats.line_account_id.in_(account_total))
+        select(
+            LineAccountStats.line_account_id,
+            LineAccountStats.total_incoming,
+            LineAccountStats.duplicate_incoming,
+        ).where(LineAccountStats.line_account_id.in_(account_total))
     ):
         totals[aid], duplicates[aid] = total, dup
     today_keys = {(item.account_id, item.today) for item in fresh}
     todays = {
         (aid, day): n
         for aid, day, n in await session.execute(
-            select(LineAccountDailyStats.line_account_id, LineAccountDailyStats.business_date,
-                   LineAccountDailyStats.incoming).where(
+            select(
+                LineAccountDailyStats.line_account_id,
+                LineAccountDailyStats.business_date,
+                LineAccountDailyStats.incoming,
+            ).where(
                 LineAccountDailyStats.line_account_id.in_({a for a, _ in today_keys}),
                 LineAccountDailyStats.business_date.in_({d for _, d in today_keys}),
             )
@@ -294,29 +376,46 @@ async def _apply_counters_and_logs(
         if item.day == item.today:
             later_today[aid, item.today] += 1
 
-    await session.execute(insert(IncomingLog), [
-        {"event_id": item.event.event_id, "group_id": item.group.id,
-         "line_account_id": item.account_id, "incoming_line_id": item.event.incoming_line_id,
-         "is_duplicate": item.is_duplicate, "incoming_time": item.event.incoming_time,
-         "business_date": item.day, "received_at": item.event.received_at,
-         "total_after": answers[item.index][0], "today_after": answers[item.index][1]}
-        for item in fresh
-    ])
+    await session.execute(
+        insert(IncomingLog),
+        [
+            {
+                "event_id": item.event.event_id,
+                "group_id": item.group.id,
+                "line_account_id": item.account_id,
+                "incoming_line_id": item.event.incoming_line_id,
+                "is_duplicate": item.is_duplicate,
+                "incoming_time": item.event.incoming_time,
+                "business_date": item.day,
+                "received_at": item.event.received_at,
+                "total_after": answers[item.index][0],
+                "today_after": answers[item.index][1],
+            }
+            for item in fresh
+        ],
+    )
     for item in fresh:
         total, today = answers[item.index]
         results[item.index] = schemas.IncomingResult(
-            event_id=item.event.event_id, is_duplicate=item.is_duplicate,
-            today_incoming=today, total_incoming=total,
+            event_id=item.event.event_id,
+            is_duplicate=item.is_duplicate,
+            today_incoming=today,
+            total_incoming=total,
         )
     return {
-        item.account_id: (totals.get(item.account_id, 0), duplicates.get(item.account_id, 0),
-                          todays.get((item.account_id, item.today), 0))
+        item.account_id: (
+            totals.get(item.account_id, 0),
+            duplicates.get(item.account_id, 0),
+            todays.get((item.account_id, item.today), 0),
+        )
         for item in fresh
     }
 
 
 async def _queue_push(
-    session: AsyncSession, hub: Hub, fresh: list[_Resolved],
+    session: AsyncSession,
+    hub: Hub,
+    fresh: list[_Resolved],
     figures: dict[int, tuple[int, int, int]],
 ) -> None:
     """After commit, push each touched group's and account's figures."""
@@ -330,10 +429,17 @@ async def _queue_push(
     groups = {item.account_id: item.group for item in fresh}
     for aid, (total, dup, today) in sorted(figures.items()):
         group = groups[aid]
-        messages.append({"type": "account_stats", "group_id": group.id,
-                         "owner_id": group.owner_id, "line_account_id": aid,
-                         "total_incoming": total, "duplicate_incoming": dup,
-                         "today_incoming": today})
+        messages.append(
+            {
+                "type": "account_stats",
+                "group_id": group.id,
+                "owner_id": group.owner_id,
+                "line_account_id": aid,
+                "total_incoming": total,
+                "duplicate_incoming": dup,
+                "today_incoming": today,
+            }
+        )
 
     async def publish() -> None:
         for message in messages:
