@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
@@ -91,6 +91,25 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _celery() -> Any:
+    import tallyhub.app  # noqa: F401  (registers every domain's jobs)
+    from tallyhub.core.celery_runner import celery_app
+
+    return celery_app(_settings())
+
+
+@app.command()
+def worker(concurrency: int = 2) -> None:
+    """Run scheduled jobs from the Celery queue (TALLYHUB_SCHEDULER=celery)."""
+    _celery().worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}"])
+
+
+@app.command()
+def beat() -> None:
+    """Put every registered job on the Celery queue at its schedule."""
+    _celery().start(["beat", "--loglevel=INFO"])
 
 
 @users_app.command("create")

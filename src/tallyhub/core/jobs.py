@@ -183,9 +183,10 @@ class JobRunner:
         log.info("job.finished", job=name, run_id=run_id, status=status, duration_ms=duration)
         return run_id
 
-    async def run_scheduled(self, name: str) -> None:
+    async def run_scheduled(self, name: str) -> int | None:
+        """Run the slot that is due now; a slot another runner claimed is skipped."""
         slot = REGISTRY[name].last_slot(utcnow() + timedelta(seconds=1), self.tz)
-        await self.run(name, scheduled_for=slot, trigger="schedule")
+        return await self.run(name, scheduled_for=slot, trigger="schedule")
 
     async def catch_up(self) -> None:
         """Run, once, each job whose latest slot was missed within the grace window."""
