@@ -49,6 +49,8 @@ def unavailable(reason: str) -> None:
 
 @dataclass
 class TestDatabase:
+    __test__ = False  # not a test class, despite the name
+
     name: str  # sqlite | postgresql | mysql
     url: str
 

@@ -10,6 +10,8 @@ import structlog
 
 def configure_logging(*, json: bool, level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
+    # APScheduler narrates every run at INFO; our own job.finished line says what matters.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )

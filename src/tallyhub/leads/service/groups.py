@@ -568,6 +568,8 @@ async def group_message(session: AsyncSession, group_id: int) -> dict[str, Any] 
 
 async def publish_group(session: AsyncSession, hub: Hub, group_id: int) -> None:
     """Queue the group's figures (as committed by this transaction) for after commit."""
+    if not hub.wanted(TOPIC):
+        return
     message = await group_message(session, group_id)
     if message is not None:
         after_commit(session, lambda: hub.publish(TOPIC, message))
