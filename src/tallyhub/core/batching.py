@@ -223,7 +223,7 @@ class BatchWriter(Generic[E, R]):
         log.error(
             "batch.event_failed",
             writer=self.name,
-            event=repr(item.event)[:300],
+            failed_event=repr(item.event)[:300],  # `event` is structlog's message argument
             error=repr(error)[:300],
         )
         if not item.future.done():

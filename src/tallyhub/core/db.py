@@ -214,10 +214,11 @@ class Database:
 
     def pool_status(self) -> dict[str, int]:
         pool = self.engine.sync_engine.pool
+        # QueuePool.overflow() is "opened minus pool size", negative while under the size.
         return {
             "size": int(getattr(pool, "size", lambda: 0)()),
             "checked_out": int(getattr(pool, "checkedout", lambda: 0)()),
-            "overflow": int(getattr(pool, "overflow", lambda: 0)()),
+            "overflow": max(0, int(getattr(pool, "overflow", lambda: 0)())),
         }
 
     async def dispose(self) -> None:

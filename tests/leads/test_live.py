@@ -1,0 +1,326 @@
+"""Live push over WebSocket (/ws/leads): figures after each committed change, only for
+groups the signed-in user may see; across processes through Redis pub/sub.
+
+httpx cannot speak WebSocket to an ASGI app, so the app is served for real by uvicorn
+inside the test's event loop and reached with the `websockets` client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tallyhub.app import create_app
+from tallyhub.core.auth import Role, User, hash_password, issue_token
+from tests.conftest import Harness, TestDatabase, make_settings, unavailable
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Served:
+    """An app served by uvicorn on a free local port."""
+
+    app: Any
+    http: httpx.AsyncClient
+    port: int
+
+    def ws_url(self, token: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/leads?token={token}"
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[Served]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="on", log_level="warning", ws="websockets-sansio")
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as http:
+            yield Served(app, http, port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+        sock.close()
+
+
+@cache
+def password_hash() -> str:
+    return hash_password("pw-1234")
+
+
+async def token_for(app: Any, username: str, role: Role) -> str:
+    """A user row and its bearer token, signed with the app's own key (the login endpoint
+    is tested in test_tenancy.py; an argon2 hash per user would only slow these down)."""
+    runtime = app.state.runtime
+
+    async def add(session: Any) -> User:
+        user = User(username=username, password_hash=password_hash(), role=role, is_active=True)
+        session.add(user)
+        await session.flush()
+        return user
+
+    user = await runtime.db.run(add)
+    return issue_token(runtime.secret_key, user, 60)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def new_group(http: httpx.AsyncClient, token: str, line_id: str = "acc") -> dict[str, Any]:
+    made = await http.post("/api/leads/groups", json={"remark": "live"}, headers=bearer(token))
+    assert made.status_code == 201, made.text
+    group: dict[str, Any] = made.json()
+    reported = await http.put(
+        "/api/client/accounts",
+        json={"accounts": [{"line_id": line_id, "online_status": "online"}]},
+        headers={"X-Activation-Code": group["activation_code"]},
+    )
+    assert reported.status_code == 200, reported.text
+    return group
+
+
+async def lead(
+    http: httpx.AsyncClient, group: dict[str, Any], contact: str, line_id: str = "acc"
+) -> dict[str, Any]:
+    response = await http.post(
+        "/api/client/incoming",
+        json={"account_line_id": line_id, "incoming_line_id": contact},
+        headers={"X-Activation-Code": group["activation_code"]},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def messages_until(
+    ws: ClientConnection, done: Callable[[list[dict[str, Any]]], bool], within: float = 10
+) -> list[dict[str, Any]]:
+    """Read messages until `done(all read so far)`; fail with what arrived otherwise."""
+    received: list[dict[str, Any]] = []
+    deadline = time.monotonic() + within
+    while not done(received):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(f"expected messages did not arrive; received {received}")
+        try:
+            raw = await asyncio.wait_for(ws.recv(), remaining)
+        except TimeoutError:
+            continue
+        received.append(json.loads(raw))
+    return received
+
+
+def of(
+    messages: list[dict[str, Any]], kind: str, group_id: int, **figures: Any
+) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in messages
+        if m.get("type") == kind
+        and m.get("group_id") == group_id
+        and all(m.get(k) == v for k, v in figures.items())
+    ]
+
+
+async def subscribed(ws: ClientConnection) -> ClientConnection:
+    # The server subscribes right after accepting; give it a moment to get there.
+    await asyncio.sleep(0.1)
+    return ws
+
+
+# ---------------------------------------------------------------- one process
+
+
+async def test_an_admin_receives_group_and_account_figures_after_a_lead(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
+    async with serve(app) as served:
+        admin = await token_for(app, "admin", Role.admin)
+        group = await new_group(served.http, admin)
+        async with connect(served.ws_url(admin)) as ws:
+            await subscribed(ws)
+            answer = await lead(served.http, group, "U1")
+            assert answer["total_incoming"] == 1
+            received = await messages_until(
+                ws,
+                lambda ms: (
+                    bool(of(ms, "group_stats", group["id"], total_incoming=1))
+                    and bool(of(ms, "account_stats", group["id"], total_incoming=1))
+                ),
+            )
+            (group_stats,) = of(received, "group_stats", group["id"], total_incoming=1)
+            assert group_stats["today_incoming"] == 1
+            assert group_stats["duplicate_incoming"] == 0
+            assert (group_stats["total_accounts"], group_stats["online_accounts"]) == (1, 1)
+            assert "owner_id" not in group_stats
+            (account_stats,) = of(received, "account_stats", group["id"], total_incoming=1)
+            accounts = await served.http.get(
+                f"/api/leads/groups/{group['id']}/accounts", headers=bearer(admin)
+            )
+            assert account_stats["line_account_id"] == accounts.json()[0]["id"]
+            assert (account_stats["today_incoming"], account_stats["duplicate_incoming"]) == (1, 0)
+
+            # A duplicate lead: the next push carries the new absolute figures.
+            await lead(served.http, group, "U1")
+            received = await messages_until(
+                ws, lambda ms: bool(of(ms, "group_stats", group["id"], total_incoming=2))
+            )
+            (second,) = of(received, "group_stats", group["id"], total_incoming=2)
+            assert second["duplicate_incoming"] == 1
+
+
+async def test_an_operator_receives_only_their_own_groups(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
+    async with serve(app) as served:
+        admin = await token_for(app, "admin", Role.admin)
+        alice = await token_for(app, "alice", Role.operator)
+        bob = await token_for(app, "bob", Role.operator)
+        alices = await new_group(served.http, alice)
+        bobs = await new_group(served.http, bob)
+        async with (
+            connect(served.ws_url(alice)) as alice_ws,
+            connect(served.ws_url(admin)) as admin_ws,
+        ):
+            await subscribed(alice_ws)
+            await lead(served.http, bobs, "B1")  # pushed, and committed, before alice's
+            await lead(served.http, alices, "A1")
+            seen_by_alice = await messages_until(
+                alice_ws,
+                lambda ms: (
+                    bool(of(ms, "group_stats", alices["id"], total_incoming=1))
+                    and bool(of(ms, "account_stats", alices["id"]))
+                ),
+            )
+            seen_by_admin = await messages_until(
+                admin_ws,
+                lambda ms: (
+                    bool(of(ms, "group_stats", alices["id"], total_incoming=1))
+                    and bool(of(ms, "group_stats", bobs["id"], total_incoming=1))
+                ),
+            )
+            # Anything more for alice already queued? Read briefly to be sure.
+            with pytest.raises(TimeoutError):
+                while True:
+                    seen_by_alice.append(json.loads(await asyncio.wait_for(alice_ws.recv(), 0.3)))
+        assert {m["group_id"] for m in seen_by_alice} == {alices["id"]}
+        assert {m["group_id"] for m in seen_by_admin} >= {alices["id"], bobs["id"]}
+
+
+async def test_a_viewer_receives_every_groups_figures(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
+    async with serve(app) as served:
+        viewer = await token_for(app, "viewer", Role.viewer)
+        alice = await token_for(app, "alice", Role.operator)
+        group = await new_group(served.http, alice)
+        async with connect(served.ws_url(viewer)) as ws:
+            await subscribed(ws)
+            await lead(served.http, group, "U1")
+            received = await messages_until(
+                ws, lambda ms: bool(of(ms, "group_stats", group["id"], total_incoming=1))
+            )
+        assert of(received, "group_stats", group["id"], total_incoming=1)
+
+
+async def test_a_socket_without_a_valid_token_is_refused(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
+    async with serve(app) as served:
+        admin = await token_for(app, "admin", Role.admin)
+        now = int(time.time())
+        secret = app.state.runtime.secret_key
+        expired = jwt.encode({"sub": "1", "iat": now - 99, "exp": now - 9}, secret, "HS256")
+        forged = jwt.encode({"sub": "1", "iat": now, "exp": now + 99}, "x" * 40, "HS256")
+        for token in ("", "not-a-jwt", expired, forged, admin[:-4] + "AAAA"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(served.ws_url(token)) as ws:
+                    await ws.recv()
+            assert refused.value.response.status_code == 403, token
+        # And a valid token is accepted on the same server.
+        async with connect(served.ws_url(admin)) as ws:
+            assert ws.response is not None and ws.response.status_code == 101
+
+
+# ---------------------------------------------------------------- several processes
+
+
+@pytest.fixture
+async def redis_up() -> None:
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 3)
+    except (RedisError, OSError, TimeoutError) as error:
+        unavailable(f"redis unreachable at {REDIS_URL}: {error!r}")
+    finally:
+        await client.aclose()
+
+
+async def test_a_lead_recorded_by_one_process_is_pushed_by_another_through_redis(
+    redis_up: None, harness_factory: Any, test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app_b = create_app(make_settings(test_db.url, tmp_path, redis_url=REDIS_URL), scheduler=False)
+    async with harness_factory(test_db, redis_url=REDIS_URL) as a, serve(app_b) as b:
+        a: Harness
+        admin = await token_for(a.app, "admin", Role.admin)
+        alice = await token_for(a.app, "alice", Role.operator)
+        bob = await token_for(a.app, "bob", Role.operator)
+        alices = await new_group(a.client, alice)
+        bobs = await new_group(a.client, bob)
+        async with (
+            connect(b.ws_url(admin)) as admin_ws,
+            connect(b.ws_url(alice)) as alice_ws,
+        ):
+            await subscribed(admin_ws)
+            await asyncio.sleep(0.4)  # B's Redis listener is subscribed by now
+            await lead(a.client, bobs, "B1")
+            answer = await lead(a.client, alices, "A1")
+            assert answer["total_incoming"] == 1
+            seen_by_admin = await messages_until(
+                admin_ws,
+                lambda ms: (
+                    bool(of(ms, "group_stats", alices["id"], total_incoming=1))
+                    and bool(of(ms, "account_stats", alices["id"], total_incoming=1))
+                    and bool(of(ms, "group_stats", bobs["id"], total_incoming=1))
+                ),
+            )
+            seen_by_alice = await messages_until(
+                alice_ws,
+                lambda ms: bool(of(ms, "group_stats", alices["id"], total_incoming=1)),
+            )
+        assert of(seen_by_admin, "group_stats", alices["id"], total_incoming=1, today_incoming=1)
+        # Other test runs may share this Redis; alice sees none of bob's group regardless.
+        assert not of(seen_by_alice, "group_stats", bobs["id"])
+        assert not of(seen_by_alice, "account_stats", bobs["id"])
