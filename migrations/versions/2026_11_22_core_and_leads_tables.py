@@ -146,7 +146,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['group_id'], ['lead_groups.id'], name=op.f('fk_incoming_logs_group_id_lead_groups')),
     sa.ForeignKeyConstraint(['line_account_id'], ['line_accounts.id'], name=op.f('fk_incoming_logs_line_account_id_line_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_incoming_logs')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_incoming_logs_event_id'))
+    sa.UniqueConstraint('group_id', 'event_id', name=op.f('uq_incoming_logs_group_id_event_id'))
     )
     with op.batch_alter_table('incoming_logs', schema=None) as batch_op:
         batch_op.create_index('ix_incoming_logs_account_day', ['line_account_id', 'business_date'], unique=False)

@@ -21,7 +21,7 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core import metrics
-from tallyhub.core.db import Database, backoff, is_retryable
+from tallyhub.core.db import Database, backoff, is_disconnect, is_lock_conflict, is_retryable
 
 log = structlog.get_logger(__name__)
 
@@ -52,9 +52,11 @@ _STOP: Any = object()
 
 def _is_unavailable(error: BaseException) -> bool:
     """The database cannot be reached: splitting the batch would only repeat the failure."""
+    if is_disconnect(error):
+        return True
     return isinstance(
         error, exc.OperationalError | exc.InterfaceError | OSError | TimeoutError
-    ) and not is_retryable(error)
+    ) and not is_lock_conflict(error)
 
 
 class BatchWriter(Generic[E, R]):
@@ -149,7 +151,17 @@ class BatchWriter(Generic[E, R]):
                 await asyncio.sleep(self.max_wait)
                 stop_seen = self._drain(items)
             self._depth.set(self._queue.qsize())
-            await self._apply_isolating(items)
+            try:
+                await self._apply_isolating(items)
+            except Exception as error:
+                # Never let one batch end the consumer: every later submit would hang.
+                log.error("batch.consumer_error", writer=self.name, exc_info=True)
+                metrics.BATCH_EVENT_ERRORS.labels(
+                    writer=self.name, error_type=type(error).__name__
+                ).inc(len(items))
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(error)
             if stop_seen:
                 return
 

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import DateTime, Insert, MetaData, Table, event, exc, func
+from sqlalchemy import (
+    DateTime,
+    Insert,
+    MetaData,
+    Table,
+    Update,
+    bindparam,
+    event,
+    exc,
+    func,
+    update,
+)
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -105,7 +117,16 @@ _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
 def is_retryable(error: BaseException) -> bool:
-    """True for errors that a fresh attempt of the same transaction can get past."""
+    """True for errors that a fresh attempt of the same transaction can get past: lock
+    conflicts, and a pooled connection found dead (the pool then hands out new ones, which
+    is why there is no pre-ping round trip on every checkout)."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return is_lock_conflict(error)
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Deadlock, lock wait timeout, serialization failure, SQLite busy."""
     if isinstance(error, exc.DBAPIError):
         orig = error.orig
         code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -150,7 +171,7 @@ class Database:
         echo: bool = False,
     ) -> None:
         self.url = url
-        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        kwargs: dict[str, Any] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs = {"echo": echo, "connect_args": {"timeout": 30}}
         else:
@@ -248,49 +269,75 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 # ---------------------------------------------------------------- dialect-aware upsert
 
 
+@lru_cache(maxsize=256)
+def _upsert(
+    dialect: str,
+    table: Table,
+    keys: tuple[str, ...],
+    increment: tuple[str, ...],
+    replace: tuple[str, ...],
+    keep_first: tuple[str, ...],
+    later: tuple[str, ...],
+) -> Insert:
+    greatest = func.max if dialect == "sqlite" else func.greatest
+
+    def sets(new: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {c: table.c[c] + new[c] for c in increment}
+        values.update({c: new[c] for c in replace})
+        values.update({c: func.coalesce(table.c[c], new[c]) for c in keep_first})
+        values.update({c: greatest(table.c[c], new[c]) for c in later})
+        return values
+
+    if dialect == "mysql":
+        my = mysql.insert(table)
+        return my.on_duplicate_key_update(sets(my.inserted) or {keys[0]: table.c[keys[0]]})
+    ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    on_conflict = sets(ins.excluded)
+    if not on_conflict:
+        return ins.on_conflict_do_nothing(index_elements=list(keys))
+    return ins.on_conflict_do_update(index_elements=list(keys), set_=on_conflict)
+
+
 def upsert(
     dialect: str,
     target: type[Base] | Table,
-    rows: Sequence[Mapping[str, Any]],
     *,
     keys: Sequence[str],
     increment: Iterable[str] = (),
     replace: Iterable[str] = (),
     keep_first: Iterable[str] = (),
+    later: Iterable[str] = (),
 ) -> Insert:
-    """INSERT rows; on a key conflict add `increment` columns, overwrite `replace` columns,
-    and fill `keep_first` columns only where still NULL. With nothing to update, the insert
-    does nothing on conflict (insert-or-nothing)."""
+    """An INSERT to execute with a list of rows (executemany, in the order given): on a
+    key conflict it adds the `increment` columns, overwrites `replace`, fills `keep_first`
+    only where NULL and keeps the greater of `later`. With none of them it is
+    insert-or-nothing. Built once per shape and reused.
+
+        await session.execute(upsert(dialect, DailyStats, keys=[...], increment=[...]), rows)
+    """
     table: Table = target if isinstance(target, Table) else target.__table__  # type: ignore[assignment]
-    increment, replace, keep_first = list(increment), list(replace), list(keep_first)
-    if dialect == "mysql":
-        my = mysql.insert(table).values(list(rows))
-        new = my.inserted
-        sets: dict[str, Any] = {c: table.c[c] + new[c] for c in increment}
-        sets.update({c: new[c] for c in replace})
-        sets.update({c: _coalesce(table.c[c], new[c]) for c in keep_first})
-        if not sets:
-            first_key = keys[0]
-            sets = {first_key: table.c[first_key]}
-        return my.on_duplicate_key_update(sets)
-    if dialect == "postgresql":
-        pg = postgresql.insert(table).values(list(rows))
-        excluded = pg.excluded
-        sets = {c: table.c[c] + excluded[c] for c in increment}
-        sets.update({c: excluded[c] for c in replace})
-        sets.update({c: _coalesce(table.c[c], excluded[c]) for c in keep_first})
-        if not sets:
-            return pg.on_conflict_do_nothing(index_elements=list(keys))
-        return pg.on_conflict_do_update(index_elements=list(keys), set_=sets)
-    lite = sqlite.insert(table).values(list(rows))
-    excluded = lite.excluded
-    sets = {c: table.c[c] + excluded[c] for c in increment}
-    sets.update({c: excluded[c] for c in replace})
-    sets.update({c: _coalesce(table.c[c], excluded[c]) for c in keep_first})
-    if not sets:
-        return lite.on_conflict_do_nothing(index_elements=list(keys))
-    return lite.on_conflict_do_update(index_elements=list(keys), set_=sets)
+    return _upsert(
+        dialect,
+        table,
+        tuple(keys),
+        tuple(increment),
+        tuple(replace),
+        tuple(keep_first),
+        tuple(later),
+    )
 
 
-def _coalesce(current: Any, new: Any) -> Any:
-    return func.coalesce(current, new)
+def increment(target: type[Base] | Table, keys: Sequence[str], columns: Sequence[str]) -> Update:
+    """UPDATE … SET c = c + :d_c WHERE key = :k_key, to execute with a list of parameter
+    sets (`{"k_<key>": …, "d_<column>": …}`) in key order: one statement, compiled once."""
+    table: Table = target if isinstance(target, Table) else target.__table__  # type: ignore[assignment]
+    return _increment(table, tuple(keys), tuple(columns))
+
+
+@lru_cache(maxsize=256)
+def _increment(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Update:
+    return (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+        .values({c: table.c[c] + bindparam(f"d_{c}") for c in columns})
+    )

@@ -109,6 +109,18 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(error.detail)), error.status_code, getattr(error, "headers", None)
         )
 
+    async def pool_exhausted(request: Request, error: Exception) -> Response:
+        # Every pooled connection stayed busy for the whole pool timeout: overload, which
+        # the client should retry, not a server fault.
+        log.warning("db.pool_timeout", path=request.url.path)
+        metrics.POOL_TIMEOUTS.inc()
+        return JSONResponse(
+            error_body("overloaded", "no database connection came free in time; retry"),
+            503,
+            {"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(exc.TimeoutError, pool_exhausted)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

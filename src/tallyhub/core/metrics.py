@@ -47,3 +47,4 @@ def render() -> tuple[bytes, str]:
 WS_DROPPED = Counter("ws_messages_dropped_total", "Realtime messages dropped for slow clients")
 REALTIME_ERRORS = Counter("realtime_errors_total", "Realtime transport failures")
 READY_FAILURES = Counter("readiness_failures_total", "Readiness checks that found the DB down")
+POOL_TIMEOUTS = Counter("db_pool_timeouts_total", "Requests refused: no pooled connection in time")

@@ -10,6 +10,8 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from starlette.websockets import WebSocketDisconnect
 
@@ -148,23 +150,60 @@ async def _submit(
     return results
 
 
-@client.post(
+# The hot path: a plain route (no per-request session or transaction, no dependency
+# resolution, no response re-validation) that hands the event to the group-commit writer.
+hot = APIRouter(prefix="/api/client", tags=["leads: desktop client"])
+
+
+@hot.post(
     "/incoming",
     summary="Report one incoming lead",
+    response_model=None,
     responses={
-        401: {"description": "Unknown activation code"},
-        404: {"description": "Unknown account"},
+        200: {"model": schemas.IncomingResult, "description": "Counted (or a retry of it)"},
+        401: {"description": "Missing or unknown activation code"},
+        403: {"description": "The group is inactive or deleted"},
+        404: {"description": "Unknown account in this group"},
+        422: {"description": "A field is missing or invalid"},
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "X-Activation-Code",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/IncomingReport"}}
+            },
+        },
     },
 )
-@read_only_session
-async def client_incoming(
-    request: Request, body: schemas.IncomingReport, code: ActivationCode = None
-) -> schemas.IncomingResult:
-    (result,) = await _submit(request, code, [body])
-    if isinstance(result, BaseException):
-        raise result
-    assert isinstance(result, schemas.IncomingResult)
-    return result
+async def client_incoming(request: Request) -> Response:
+    try:
+        body = schemas.IncomingReport.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from error
+    limiter = _limiter(request)
+    address = _address(request)
+    await limiter.check(address)
+    code = request.headers.get("x-activation-code")
+    if not code:
+        await limiter.failed(address)
+        raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
+    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = runtime_of(request).parts[
+        WRITER
+    ]
+    try:
+        result = await writer.submit(service.make_event(code, body))
+    except Unauthorized:
+        await limiter.failed(address)
+        raise
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @client.post("/incoming/batch", summary="Report up to 1000 incoming leads; one result each")
@@ -356,4 +395,4 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
         metrics.WS_CONNECTIONS.dec()
 
 
-routers = [client, admin, live]
+routers = [hot, client, admin, live]

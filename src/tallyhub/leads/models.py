@@ -138,17 +138,19 @@ class GlobalContact(Base):
 
 
 class IncomingLog(Base):
-    """One incoming lead (进线). `total_after`/`today_after` keep the answer given to the
-    client, so a retried event_id gets the first answer back."""
+    """One incoming lead (进线). Event ids are the client's, so unique per group.
+    `total_after`/`today_after` keep the answer given to the client, so a retried event_id
+    gets the first answer back."""
 
     __tablename__ = "incoming_logs"
     __table_args__ = (
+        UniqueConstraint("group_id", "event_id"),
         Index("ix_incoming_logs_group_day", "group_id", "business_date", "is_duplicate"),
         Index("ix_incoming_logs_account_day", "line_account_id", "business_date"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str] = mapped_column(String(64))
     group_id: Mapped[int] = mapped_column(ForeignKey("lead_groups.id"))
     line_account_id: Mapped[int] = mapped_column(ForeignKey("line_accounts.id"))
     incoming_line_id: Mapped[str] = mapped_column(String(128))

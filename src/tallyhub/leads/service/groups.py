@@ -7,13 +7,20 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core.auth import Principal, Role
 from tallyhub.core.daywindow import business_date, parse_reset_time
 from tallyhub.core.db import after_commit, utcnow
-from tallyhub.core.http import Conflict, Forbidden, NotFound, PageParams, Unauthorized
+from tallyhub.core.http import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    PageParams,
+    Unauthorized,
+)
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
 from tallyhub.leads.models import (
@@ -88,17 +95,6 @@ async def get_group(session: AsyncSession, principal: Principal, group_id: int) 
     return group
 
 
-def _stats_columns() -> list[Any]:
-    return [
-        GroupStats.total_accounts,
-        GroupStats.online_accounts,
-        GroupStats.line_accounts,
-        GroupStats.line_business_accounts,
-        GroupStats.total_incoming,
-        GroupStats.duplicate_incoming,
-    ]
-
-
 async def _today_by_group(session: AsyncSession, groups: Sequence[Group]) -> dict[int, int]:
     """Today's incoming for each group, where today is the group's own business date."""
     now = utcnow()
@@ -116,6 +112,25 @@ async def _today_by_group(session: AsyncSession, groups: Sequence[Group]) -> dic
     return {gid: n for gid, day, n in rows if wanted.get(gid) == day}
 
 
+_STAT_FIELDS = (
+    "total_accounts",
+    "online_accounts",
+    "line_accounts",
+    "line_business_accounts",
+    "total_incoming",
+    "duplicate_incoming",
+)
+_GROUP_FIELDS = tuple(schemas.Group.model_fields)
+
+
+def _with_stats(
+    group: Group, stats: GroupStats | None, today_incoming: int, today: date
+) -> schemas.GroupWithStats:
+    fields: dict[str, Any] = {name: getattr(group, name) for name in _GROUP_FIELDS}
+    fields.update({name: getattr(stats, name) if stats else 0 for name in _STAT_FIELDS})
+    return schemas.GroupWithStats(**fields, today_incoming=today_incoming, business_date=today)
+
+
 async def with_stats(
     session: AsyncSession, groups: Sequence[Group]
 ) -> list[schemas.GroupWithStats]:
@@ -127,25 +142,18 @@ async def with_stats(
             select(GroupStats).where(GroupStats.group_id.in_([g.id for g in groups]))
         )
     }
-    today = await _today_by_group(session, groups)
+    return await _assemble(session, [(g, stats.get(g.id)) for g in groups])
+
+
+async def _assemble(
+    session: AsyncSession, rows: Sequence[tuple[Group, GroupStats | None]]
+) -> list[schemas.GroupWithStats]:
+    today = await _today_by_group(session, [group for group, _ in rows])
     now = utcnow()
-    out = []
-    for group in groups:
-        row = stats.get(group.id)
-        out.append(
-            schemas.GroupWithStats(
-                **schemas.Group.model_validate(group).model_dump(),
-                total_accounts=row.total_accounts if row else 0,
-                online_accounts=row.online_accounts if row else 0,
-                line_accounts=row.line_accounts if row else 0,
-                line_business_accounts=row.line_business_accounts if row else 0,
-                total_incoming=row.total_incoming if row else 0,
-                duplicate_incoming=row.duplicate_incoming if row else 0,
-                today_incoming=today.get(group.id, 0),
-                business_date=group_today(group, now),
-            )
-        )
-    return out
+    return [
+        _with_stats(group, stats, today.get(group.id, 0), group_today(group, now))
+        for group, stats in rows
+    ]
 
 
 async def list_groups(
@@ -155,29 +163,37 @@ async def list_groups(
     search: str | None = None,
     is_active: bool | None = None,
 ) -> tuple[list[schemas.GroupWithStats], int]:
-    query: Select[tuple[Group]] = select(Group).where(
-        Group.deleted_at.is_(None), principal.visible(Group.owner_id)
-    )
+    """One page of groups with their stats rows, newest first, and the total in the same
+    scan (a window count); `search` matches remark or description literally, or the
+    exact activation code."""
+    filters: list[Any] = [Group.deleted_at.is_(None), principal.visible(Group.owner_id)]
     if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(
+        needle = search.lower()
+        filters.append(
             or_(
-                func.lower(Group.remark).like(pattern),
-                func.lower(Group.description).like(pattern),
+                func.lower(Group.remark).contains(needle, autoescape=True),
+                func.lower(Group.description).contains(needle, autoescape=True),
                 Group.activation_code == search,
             )
         )
     if is_active is not None:
-        query = query.where(Group.is_active.is_(is_active))
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    groups = list(
-        await session.scalars(
-            query.order_by(Group.created_at.desc(), Group.id.desc())
+        filters.append(Group.is_active.is_(is_active))
+    rows = (
+        await session.execute(
+            select(Group, GroupStats, func.count().over().label("total"))
+            .outerjoin(GroupStats, GroupStats.group_id == Group.id)
+            .where(*filters)
+            .order_by(Group.created_at.desc(), Group.id.desc())
             .offset(paging.offset)
             .limit(paging.page_size)
         )
-    )
-    return await with_stats(session, groups), total
+    ).all()
+    if rows:
+        total = rows[0].total
+    else:  # past the last page: the window has no row to carry the count
+        total = await session.scalar(select(func.count()).select_from(Group).where(*filters))
+    page = await _assemble(session, [(row.Group, row.GroupStats) for row in rows])
+    return page, total or 0
 
 
 async def update_group(
@@ -334,11 +350,19 @@ async def authenticate_client(session: AsyncSession, code: str | None) -> Group:
     return group
 
 
+def client_refusal(is_active: bool, deleted_at: datetime | None) -> DomainError | None:
+    """Why a desktop client of this group is refused, or None."""
+    if deleted_at is not None:
+        return Forbidden("this group was deleted", code="group_deleted")
+    if not is_active:
+        return Forbidden("this group is not active", code="group_inactive")
+    return None
+
+
 def check_client_group(group: Group) -> None:
-    if group.deleted_at is not None:
-        raise Forbidden("this group was deleted", code="group_deleted")
-    if not group.is_active:
-        raise Forbidden("this group is not active", code="group_inactive")
+    refusal = client_refusal(group.is_active, group.deleted_at)
+    if refusal is not None:
+        raise refusal
 
 
 async def client_summary(session: AsyncSession, group: Group) -> schemas.ClientSummary:
@@ -506,6 +530,9 @@ async def change_status(
     )
     if account_id is None:
         raise NotFound(f"account {line_id!r} not found in this group", code="account_not_found")
+    # The group's stats row first, as every writer of this group's counters does: an
+    # incoming batch holds it while its log rows take foreign-key locks on the account.
+    await lock_group_stats(session, group.id)
     values: dict[str, Any] = {"online_status": status}
     if status == "online":
         values["last_online_time"] = utcnow()

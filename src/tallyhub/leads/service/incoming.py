@@ -2,25 +2,26 @@
 
 `apply_incoming` applies a whole batch in the writer's transaction: it resolves groups and
 accounts with set queries, decides new/duplicate by insert-or-nothing into the contact
-pools, moves every counter with one atomic statement per key (keys sorted), writes the
-log rows, and queues the live push for after commit.
+pools, moves every counter with one executemany statement per table (keys sorted, one
+row each), writes the log rows, and queues the live push for after commit. Statements are
+Core and built once, so a batch costs about a dozen round trips whatever its size.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, time
+from typing import Any, cast
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.db import after_commit, upsert, utcnow
-from tallyhub.core.http import NotFound, Unauthorized
+from tallyhub.core.db import after_commit, increment, upsert, utcnow
+from tallyhub.core.http import DomainError, NotFound, Unauthorized
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
 from tallyhub.leads.models import (
@@ -34,7 +35,54 @@ from tallyhub.leads.models import (
     LineAccountDailyStats,
     LineAccountStats,
 )
-from tallyhub.leads.service.groups import TOPIC, check_client_group, group_message
+from tallyhub.leads.service.groups import TOPIC, client_refusal, group_message
+
+_G = Group.__table__.c
+_A = LineAccount.__table__.c
+_L = IncomingLog.__table__.c
+_C = Contact.__table__.c
+_GC = GlobalContact.__table__.c
+_AS = LineAccountStats.__table__.c
+_AD = LineAccountDailyStats.__table__.c
+
+# Built once; every IN list is an expanding parameter, so each compiles once and is cached.
+_GROUPS_BY_CODE = select(
+    _G.id,
+    _G.activation_code,
+    _G.is_active,
+    _G.deleted_at,
+    _G.dedup_scope,
+    _G.timezone,
+    _G.reset_time,
+    _G.owner_id,
+).where(_G.activation_code.in_(bindparam("codes", expanding=True)))
+_ACCOUNTS = select(_A.group_id, _A.line_id, _A.id).where(
+    _A.group_id.in_(bindparam("groups", expanding=True)),
+    _A.line_id.in_(bindparam("lines", expanding=True)),
+    _A.deleted_at.is_(None),
+)
+_RECORDED = select(_L.group_id, _L.event_id, _L.is_duplicate, _L.today_after, _L.total_after).where(
+    _L.event_id.in_(bindparam("ids", expanding=True))
+)
+_GROUP_POOL = select(_C.group_id, _C.line_id, _C.first_event_id).where(
+    _C.group_id.in_(bindparam("groups", expanding=True)),
+    _C.line_id.in_(bindparam("lines", expanding=True)),
+)
+_GLOBAL_POOL = select(_GC.line_id, _GC.first_group_id, _GC.first_event_id).where(
+    _GC.line_id.in_(bindparam("lines", expanding=True))
+)
+_ACCOUNT_TOTALS = select(_AS.line_account_id, _AS.total_incoming, _AS.duplicate_incoming).where(
+    _AS.line_account_id.in_(bindparam("ids", expanding=True))
+)
+_ACCOUNT_TODAYS = select(_AD.line_account_id, _AD.business_date, _AD.incoming).where(
+    _AD.line_account_id.in_(bindparam("ids", expanding=True)),
+    _AD.business_date.in_(bindparam("days", expanding=True)),
+)
+_GROUP_COUNTERS = increment(GroupStats, ["group_id"], ["total_incoming", "duplicate_incoming"])
+_ACCOUNT_COUNTERS = increment(
+    LineAccountStats, ["line_account_id"], ["total_incoming", "duplicate_incoming"]
+)
+_INSERT_LOGS = insert(cast(Table, IncomingLog.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,85 +107,94 @@ def make_event(activation_code: str, report: schemas.IncomingReport) -> Incoming
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Group:
+    id: int
+    owner_id: int | None
+    dedup_scope: str
+    timezone: str
+    reset: time
+    refusal: DomainError | None
+
+
 @dataclass(slots=True)
 class _Resolved:
     index: int
     event: IncomingEvent
-    group: Group
+    group: _Group
     account_id: int
     day: date
     today: date
     is_duplicate: bool = False
 
 
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
 async def apply_incoming(
     session: AsyncSession, hub: Hub, events: Sequence[IncomingEvent]
 ) -> list[schemas.IncomingResult | Exception]:
     results: list[schemas.IncomingResult | Exception | None] = [None] * len(events)
-    dialect = _dialect(session)
+    dialect = session.get_bind().dialect.name
     now = utcnow()
 
     # 1. Groups by activation code, accounts by (group, line_id): one query each.
-    codes = {e.activation_code for e in events}
-    groups = {
-        g.activation_code: g
-        for g in await session.scalars(select(Group).where(Group.activation_code.in_(codes)))
-    }
-    wanted_accounts = {
-        (groups[e.activation_code].id, e.account_line_id)
-        for e in events
-        if e.activation_code in groups
-    }
-    accounts: dict[tuple[int, str], int] = {}
-    if wanted_accounts:
-        rows = await session.execute(
-            select(LineAccount.group_id, LineAccount.line_id, LineAccount.id).where(
-                LineAccount.group_id.in_({g for g, _ in wanted_accounts}),
-                LineAccount.line_id.in_({line for _, line in wanted_accounts}),
-                LineAccount.deleted_at.is_(None),
-            )
+    groups: dict[str, _Group] = {
+        row.activation_code: _Group(
+            row.id,
+            row.owner_id,
+            row.dedup_scope,
+            row.timezone,
+            parse_reset_time(row.reset_time),
+            client_refusal(row.is_active, row.deleted_at),
         )
-        accounts = {(g, line): aid for g, line, aid in rows}
+        for row in await session.execute(
+            _GROUPS_BY_CODE, {"codes": sorted({e.activation_code for e in events})}
+        )
+    }
+    live_groups = {g.id for g in groups.values() if g.refusal is None}
+    accounts: dict[tuple[int, str], int] = {}
+    if live_groups:
+        lines = sorted({e.account_line_id for e in events})
+        accounts = {
+            (g, line): aid
+            for g, line, aid in await session.execute(
+                _ACCOUNTS, {"groups": sorted(live_groups), "lines": lines}
+            )
+        }
 
-    # 2. Event ids already recorded (a retry) answer with what they answered first.
-    first_index: dict[str, int] = {}
+    # 2. Event ids (the client's, unique per group) already recorded answer with what they
+    #    answered first; a repeat inside the batch answers like its first occurrence.
+    first_index: dict[tuple[str, str], int] = {}
     repeats: dict[int, int] = {}
     for i, event in enumerate(events):
-        if event.event_id in first_index:
-            repeats[i] = first_index[event.event_id]
+        key = (event.activation_code, event.event_id)
+        if key in first_index:
+            repeats[i] = first_index[key]
         else:
-            first_index[event.event_id] = i
+            first_index[key] = i
     recorded = {
-        log.event_id: log
-        for log in await session.scalars(
-            select(IncomingLog).where(IncomingLog.event_id.in_(first_index))
+        (row.group_id, row.event_id): row
+        for row in await session.execute(
+            _RECORDED, {"ids": sorted({event_id for _, event_id in first_index})}
         )
     }
 
     fresh: list[_Resolved] = []
-    for event_id, i in first_index.items():
+    for i in first_index.values():
         event = events[i]
-        if event_id in recorded:
-            log = recorded[event_id]
-            results[i] = schemas.IncomingResult(
-                event_id=event_id,
-                is_duplicate=log.is_duplicate,
-                today_incoming=log.today_after,
-                total_incoming=log.total_after,
-            )
-            continue
         group = groups.get(event.activation_code)
         if group is None:
             results[i] = Unauthorized("unknown activation code", code="unknown_activation_code")
             continue
-        try:
-            check_client_group(group)
-        except Exception as refused:
-            results[i] = refused
+        row = recorded.get((group.id, event.event_id))
+        if row is not None:
+            results[i] = schemas.IncomingResult(
+                event_id=event.event_id,
+                is_duplicate=row.is_duplicate,
+                today_incoming=row.today_after,
+                total_incoming=row.total_after,
+            )
+            continue
+        if group.refusal is not None:
+            results[i] = group.refusal
             continue
         account_id = accounts.get((group.id, event.account_line_id))
         if account_id is None:
@@ -146,15 +203,14 @@ async def apply_incoming(
                 code="account_not_found",
             )
             continue
-        reset = parse_reset_time(group.reset_time)
         fresh.append(
             _Resolved(
                 index=i,
                 event=event,
                 group=group,
                 account_id=account_id,
-                day=business_date(event.incoming_time, group.timezone, reset),
-                today=business_date(now, group.timezone, reset),
+                day=business_date(event.incoming_time, group.timezone, group.reset),
+                today=business_date(now, group.timezone, group.reset),
             )
         )
 
@@ -178,79 +234,48 @@ async def _decide_duplicates(session: AsyncSession, dialect: str, fresh: list[_R
         group_pool.setdefault((item.group.id, item.event.incoming_line_id), item)
         global_pool.setdefault(item.event.incoming_line_id, item)
 
-    group_rows = [
-        {
-            "group_id": gid,
-            "line_id": line,
-            "first_event_id": item.event.event_id,
-            "first_seen_at": item.event.incoming_time,
-        }
-        for (gid, line), item in sorted(group_pool.items())
-    ]
     await session.execute(
-        upsert(
-            dialect,
-            Contact,
-            group_rows,
-            keys=["group_id", "line_id"],
-        )
+        upsert(dialect, Contact, keys=["group_id", "line_id"]),
+        [
+            {
+                "group_id": gid,
+                "line_id": line,
+                "first_event_id": item.event.event_id,
+                "first_seen_at": item.event.incoming_time,
+            }
+            for (gid, line), item in sorted(group_pool.items())
+        ],
     )
-    global_rows = [
-        {
-            "line_id": line,
-            "first_event_id": item.event.event_id,
-            "first_group_id": item.group.id,
-            "first_seen_at": item.event.incoming_time,
-        }
-        for line, item in sorted(global_pool.items())
-    ]
     await session.execute(
-        upsert(
-            dialect,
-            GlobalContact,
-            global_rows,
-            keys=["line_id"],
-        )
+        upsert(dialect, GlobalContact, keys=["line_id"]),
+        [
+            {
+                "line_id": line,
+                "first_event_id": item.event.event_id,
+                "first_group_id": item.group.id,
+                "first_seen_at": item.event.incoming_time,
+            }
+            for line, item in sorted(global_pool.items())
+        ],
     )
-
+    lines = sorted(global_pool)
     group_owner = {
-        (gid, line): event_id
-        for gid, line, event_id in await session.execute(
-            select(Contact.group_id, Contact.line_id, Contact.first_event_id).where(
-                or_(
-                    *(
-                        and_(Contact.group_id == gid, Contact.line_id.in_(lines))
-                        for gid, lines in _lines_by_group(group_pool).items()
-                    )
-                )
-            )
+        (gid, line): owner
+        for gid, line, owner in await session.execute(
+            _GROUP_POOL, {"groups": sorted({g for g, _ in group_pool}), "lines": lines}
         )
     }
-    global_owner = dict(
-        (
-            await session.execute(
-                select(GlobalContact.line_id, GlobalContact.first_event_id).where(
-                    GlobalContact.line_id.in_(global_pool)
-                )
-            )
-        )
-        .tuples()
-        .all()
-    )
+    global_owner = {
+        line: (gid, event_id)
+        for line, gid, event_id in await session.execute(_GLOBAL_POOL, {"lines": lines})
+    }
 
     for item in fresh:
+        line = item.event.incoming_line_id
         if item.group.dedup_scope == "global":
-            owner = global_owner.get(item.event.incoming_line_id)
+            item.is_duplicate = global_owner.get(line) != (item.group.id, item.event.event_id)
         else:
-            owner = group_owner.get((item.group.id, item.event.incoming_line_id))
-        item.is_duplicate = owner != item.event.event_id
-
-
-def _lines_by_group(pool: dict[tuple[int, str], Any]) -> dict[int, list[str]]:
-    lines: dict[int, list[str]] = defaultdict(list)
-    for gid, line in pool:
-        lines[gid].append(line)
-    return lines
+            item.is_duplicate = group_owner.get((item.group.id, line)) != item.event.event_id
 
 
 async def _apply_counters_and_logs(
@@ -261,9 +286,9 @@ async def _apply_counters_and_logs(
 ) -> dict[int, tuple[int, int, int]]:
     """Move the counters, write the logs, fill `results`; returns each touched account's
     (total, duplicate, today) figures after the batch."""
-    group_total: Counter[int] = Counter()
+    group_n: Counter[int] = Counter()
     group_dup: Counter[int] = Counter()
-    account_total: Counter[int] = Counter()
+    account_n: Counter[int] = Counter()
     account_dup: Counter[int] = Counter()
     group_day: Counter[tuple[int, date]] = Counter()
     group_day_dup: Counter[tuple[int, date]] = Counter()
@@ -273,139 +298,125 @@ async def _apply_counters_and_logs(
     for item in fresh:
         gid, aid, dup = item.group.id, item.account_id, int(item.is_duplicate)
         account_group[aid] = gid
-        group_total[gid] += 1
+        group_n[gid] += 1
         group_dup[gid] += dup
-        account_total[aid] += 1
+        account_n[aid] += 1
         account_dup[aid] += dup
         group_day[gid, item.day] += 1
         group_day_dup[gid, item.day] += dup
         account_day[aid, item.day] += 1
         account_day_dup[aid, item.day] += dup
 
-    # One statement per hot key, keys in sorted order (no deadlock between batches).
-    for gid in sorted(group_total):
-        await session.execute(
-            update(GroupStats)
-            .where(GroupStats.group_id == gid)
-            .values(
-                total_incoming=GroupStats.total_incoming + group_total[gid],
-                duplicate_incoming=GroupStats.duplicate_incoming + group_dup[gid],
-            )
-        )
-    for aid in sorted(account_total):
-        await session.execute(
-            update(LineAccountStats)
-            .where(LineAccountStats.line_account_id == aid)
-            .values(
-                total_incoming=LineAccountStats.total_incoming + account_total[aid],
-                duplicate_incoming=LineAccountStats.duplicate_incoming + account_dup[aid],
-            )
-        )
+    # Coalesced deltas, one row per key, keys in sorted order: the group's stats row first
+    # (recalibration locks it), so batches from any number of processes cannot deadlock.
+    await session.execute(
+        _GROUP_COUNTERS,
+        [
+            {
+                "k_group_id": gid,
+                "d_total_incoming": group_n[gid],
+                "d_duplicate_incoming": group_dup[gid],
+            }
+            for gid in sorted(group_n)
+        ],
+    )
+    await session.execute(
+        _ACCOUNT_COUNTERS,
+        [
+            {
+                "k_line_account_id": aid,
+                "d_total_incoming": account_n[aid],
+                "d_duplicate_incoming": account_dup[aid],
+            }
+            for aid in sorted(account_n)
+        ],
+    )
     await session.execute(
         upsert(
             dialect,
             GroupDailyStats,
-            [
-                {
-                    "group_id": gid,
-                    "business_date": day,
-                    "incoming": n,
-                    "duplicate_incoming": group_day_dup[gid, day],
-                }
-                for (gid, day), n in sorted(group_day.items())
-            ],
             keys=["group_id", "business_date"],
             increment=["incoming", "duplicate_incoming"],
-        )
+        ),
+        [
+            {
+                "group_id": gid,
+                "business_date": day,
+                "incoming": n,
+                "duplicate_incoming": group_day_dup[gid, day],
+            }
+            for (gid, day), n in sorted(group_day.items())
+        ],
     )
     await session.execute(
         upsert(
             dialect,
             LineAccountDailyStats,
-            [
-                {
-                    "line_account_id": aid,
-                    "business_date": day,
-                    "group_id": account_group[aid],
-                    "incoming": n,
-                    "duplicate_incoming": account_day_dup[aid, day],
-                }
-                for (aid, day), n in sorted(account_day.items())
-            ],
             keys=["line_account_id", "business_date"],
             increment=["incoming", "duplicate_incoming"],
-        )
+        ),
+        [
+            {
+                "line_account_id": aid,
+                "business_date": day,
+                "group_id": account_group[aid],
+                "incoming": n,
+                "duplicate_incoming": account_day_dup[aid, day],
+            }
+            for (aid, day), n in sorted(account_day.items())
+        ],
     )
 
-    # The figures after this batch, read back from the rows we just locked and moved.
-    totals: dict[int, int] = {}
-    duplicates: dict[int, int] = {}
-    for aid, total, dup in await session.execute(
-        select(
-            LineAccountStats.line_account_id,
-            LineAccountStats.total_incoming,
-            LineAccountStats.duplicate_incoming,
-        ).where(LineAccountStats.line_account_id.in_(account_total))
-    ):
-        totals[aid], duplicates[aid] = total, dup
-    today_keys = {(item.account_id, item.today) for item in fresh}
+    # The figures after this batch, read back from the rows this transaction holds.
+    ids = sorted(account_n)
+    totals: dict[int, tuple[int, int]] = {
+        aid: (total, dup)
+        for aid, total, dup in await session.execute(_ACCOUNT_TOTALS, {"ids": ids})
+    }
     todays = {
         (aid, day): n
         for aid, day, n in await session.execute(
-            select(
-                LineAccountDailyStats.line_account_id,
-                LineAccountDailyStats.business_date,
-                LineAccountDailyStats.incoming,
-            ).where(
-                LineAccountDailyStats.line_account_id.in_({a for a, _ in today_keys}),
-                LineAccountDailyStats.business_date.in_({d for _, d in today_keys}),
-            )
+            _ACCOUNT_TODAYS, {"ids": ids, "days": sorted({item.today for item in fresh})}
         )
     }
 
     # Each event answers with the figures as they stood right after it, in batch order.
     later_total: Counter[int] = Counter()
     later_today: Counter[tuple[int, date]] = Counter()
-    answers: dict[int, tuple[int, int]] = {}
+    logs: list[dict[str, Any]] = []
     for item in reversed(fresh):
         aid = item.account_id
-        total = totals.get(aid, 0) - later_total[aid]
+        total = totals.get(aid, (0, 0))[0] - later_total[aid]
         today = todays.get((aid, item.today), 0) - later_today[aid, item.today]
-        answers[item.index] = (total, today)
         later_total[aid] += 1
         if item.day == item.today:
             later_today[aid, item.today] += 1
-
-    await session.execute(
-        insert(IncomingLog),
-        [
+        event = item.event
+        logs.append(
             {
-                "event_id": item.event.event_id,
+                "event_id": event.event_id,
                 "group_id": item.group.id,
-                "line_account_id": item.account_id,
-                "incoming_line_id": item.event.incoming_line_id,
+                "line_account_id": aid,
+                "incoming_line_id": event.incoming_line_id,
                 "is_duplicate": item.is_duplicate,
-                "incoming_time": item.event.incoming_time,
+                "incoming_time": event.incoming_time,
                 "business_date": item.day,
-                "received_at": item.event.received_at,
-                "total_after": answers[item.index][0],
-                "today_after": answers[item.index][1],
+                "received_at": event.received_at,
+                "total_after": total,
+                "today_after": today,
             }
-            for item in fresh
-        ],
-    )
-    for item in fresh:
-        total, today = answers[item.index]
+        )
         results[item.index] = schemas.IncomingResult(
-            event_id=item.event.event_id,
+            event_id=event.event_id,
             is_duplicate=item.is_duplicate,
             today_incoming=today,
             total_incoming=total,
         )
+    logs.reverse()
+    await session.execute(_INSERT_LOGS, logs)
     return {
         item.account_id: (
-            totals.get(item.account_id, 0),
-            duplicates.get(item.account_id, 0),
+            *totals.get(item.account_id, (0, 0)),
             todays.get((item.account_id, item.today), 0),
         )
         for item in fresh

@@ -263,7 +263,8 @@ async def _fix_days(
         row = stored.get(key)
         if row is None:
             for field, value in values.items():
-                drifts.append(_drift(entity, entity_id, field, 0, value))
+                if value:
+                    drifts.append(_drift(entity, entity_id, field, 0, value))
             missing.append({**key_columns(key, counts), **values})
             continue
         fixes = _compare(entity, entity_id, row, values, drifts)
