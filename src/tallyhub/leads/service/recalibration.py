@@ -8,7 +8,7 @@ only then are the logs counted, by statements that see every commit made before 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -78,129 +78,115 @@ async def recalibrate(db: Database, chunk_size: int = 500) -> Recalibration:
     return await db.run(record)
 
 
+_GS = GroupStats.__table__.c
+_AS = LineAccountStats.__table__.c
+_GD = GroupDailyStats.__table__.c
+_AD = LineAccountDailyStats.__table__.c
+_A = LineAccount.__table__.c
+_L = IncomingLog.__table__.c
+
+
 async def _recalibrate_chunk(
     session: AsyncSession, group_ids: Sequence[int]
 ) -> tuple[int, list[dict[str, Any]]]:
     drifts: list[dict[str, Any]] = []
-    # Lock first, count after: in the same order ingestion touches them.
+    # Lock the chunk's group stats rows first. Every writer of a group's counters (incoming
+    # batches, account reports, status changes, deletions) takes that row before anything
+    # else, so while we hold it none of the group's counters or logs can change; the
+    # counts below see everything committed before the lock.
     stored_groups = {
-        s.group_id: s
-        for s in await session.scalars(
-            select(GroupStats)
-            .where(GroupStats.group_id.in_(group_ids))
-            .order_by(GroupStats.group_id)
+        row[0]: row[1:]
+        for row in await session.execute(
+            select(_GS.group_id, *(_GS[f] for f in GROUP_FIELDS))
+            .where(_GS.group_id.in_(group_ids))
+            .order_by(_GS.group_id)
             .with_for_update()
         )
     }
     stored_accounts = {
-        s.line_account_id: s
-        for s in await session.scalars(
-            select(LineAccountStats)
-            .where(LineAccountStats.group_id.in_(group_ids))
-            .order_by(LineAccountStats.line_account_id)
-            .with_for_update()
+        row[0]: row[1:]
+        for row in await session.execute(
+            select(_AS.line_account_id, _AS.total_incoming, _AS.duplicate_incoming).where(
+                _AS.group_id.in_(group_ids)
+            )
         )
     }
     stored_group_days = {
-        (r.group_id, r.business_date): r
-        for r in await session.scalars(
-            select(GroupDailyStats)
-            .where(GroupDailyStats.group_id.in_(group_ids))
-            .order_by(GroupDailyStats.group_id, GroupDailyStats.business_date)
-            .with_for_update()
+        (row[0], row[1]): row[2:]
+        for row in await session.execute(
+            select(_GD.group_id, _GD.business_date, _GD.incoming, _GD.duplicate_incoming).where(
+                _GD.group_id.in_(group_ids)
+            )
         )
     }
     stored_account_days = {
-        (r.line_account_id, r.business_date): r
-        for r in await session.scalars(
-            select(LineAccountDailyStats)
-            .where(LineAccountDailyStats.group_id.in_(group_ids))
-            .order_by(LineAccountDailyStats.line_account_id, LineAccountDailyStats.business_date)
-            .with_for_update()
+        (row[0], row[1]): row[2:]
+        for row in await session.execute(
+            select(
+                _AD.line_account_id, _AD.business_date, _AD.incoming, _AD.duplicate_incoming
+            ).where(_AD.group_id.in_(group_ids))
         )
     }
 
-    live = LineAccount.deleted_at.is_(None)
     account_counts = {
         row[0]: row[1:]
         for row in await session.execute(
             select(
-                LineAccount.group_id,
+                _A.group_id,
                 func.count(),
-                _count_true(LineAccount.online_status == "online"),
-                _count_true(LineAccount.platform_type == "line"),
-                _count_true(LineAccount.platform_type == "line_business"),
+                _count_true(_A.online_status == "online"),
+                _count_true(_A.platform_type == "line"),
+                _count_true(_A.platform_type == "line_business"),
             )
-            .where(LineAccount.group_id.in_(group_ids), live)
-            .group_by(LineAccount.group_id)
+            .where(_A.group_id.in_(group_ids), _A.deleted_at.is_(None))
+            .group_by(_A.group_id)
         )
     }
-    group_incoming = {
-        row[0]: row[1:]
-        for row in await session.execute(
-            select(IncomingLog.group_id, func.count(), _count_true(IncomingLog.is_duplicate))
-            .where(IncomingLog.group_id.in_(group_ids))
-            .group_by(IncomingLog.group_id)
+    # Two scans of the log: per group and day (group totals are their sums), and per
+    # account and day (account totals likewise).
+    group_days: dict[tuple[int, date], tuple[int, int]] = {}
+    group_totals: dict[int, list[int]] = {}
+    for gid, day, n, dup in await session.execute(
+        select(_L.group_id, _L.business_date, func.count(), _count_true(_L.is_duplicate))
+        .where(_L.group_id.in_(group_ids))
+        .group_by(_L.group_id, _L.business_date)
+    ):
+        group_days[gid, day] = (int(n), int(dup))
+        total = group_totals.setdefault(gid, [0, 0])
+        total[0] += n
+        total[1] += dup
+    account_days: dict[tuple[int, date], tuple[int, int]] = {}
+    account_group: dict[int, int] = {}
+    account_totals: dict[int, list[int]] = {}
+    for aid, day, gid, n, dup in await session.execute(
+        select(
+            _L.line_account_id,
+            _L.business_date,
+            func.min(_L.group_id),
+            func.count(),
+            _count_true(_L.is_duplicate),
         )
-    }
-    account_incoming = {
-        row[0]: row[1:]
-        for row in await session.execute(
-            select(IncomingLog.line_account_id, func.count(), _count_true(IncomingLog.is_duplicate))
-            .where(IncomingLog.group_id.in_(group_ids))
-            .group_by(IncomingLog.line_account_id)
-        )
-    }
-    group_days = {
-        (row[0], row[1]): row[2:]
-        for row in await session.execute(
-            select(
-                IncomingLog.group_id,
-                IncomingLog.business_date,
-                func.count(),
-                _count_true(IncomingLog.is_duplicate),
-            )
-            .where(IncomingLog.group_id.in_(group_ids))
-            .group_by(IncomingLog.group_id, IncomingLog.business_date)
-        )
-    }
-    account_days = {
-        (row[0], row[1]): row[2:]
-        for row in await session.execute(
-            select(
-                IncomingLog.line_account_id,
-                IncomingLog.business_date,
-                func.count(),
-                _count_true(IncomingLog.is_duplicate),
-                func.min(IncomingLog.group_id),
-            )
-            .where(IncomingLog.group_id.in_(group_ids))
-            .group_by(IncomingLog.line_account_id, IncomingLog.business_date)
-        )
-    }
+        .where(_L.group_id.in_(group_ids))
+        .group_by(_L.line_account_id, _L.business_date)
+    ):
+        account_days[aid, day] = (int(n), int(dup))
+        account_group[aid] = gid
+        total = account_totals.setdefault(aid, [0, 0])
+        total[0] += n
+        total[1] += dup
 
-    # All-time group counters.
-    for gid, stats in sorted(stored_groups.items()):
-        accounts = account_counts.get(gid, (0, 0, 0, 0))
-        incoming = group_incoming.get(gid, (0, 0))
-        actual = dict(zip(ACCOUNT_FIELDS, accounts, strict=True))
-        actual.update(total_incoming=incoming[0], duplicate_incoming=incoming[1])
-        fixes = _compare("group", gid, stats, actual, drifts)
+    group_fixes = []
+    for gid, stored in sorted(stored_groups.items()):
+        actual = (*account_counts.get(gid, (0, 0, 0, 0)), *group_totals.get(gid, (0, 0)))
+        fixes = _compare("group", gid, GROUP_FIELDS, stored, actual, drifts)
         if fixes:
-            await session.execute(
-                update(GroupStats).where(GroupStats.group_id == gid).values(fixes)
-            )
+            group_fixes.append((gid, fixes))
+    for gid, fixes in group_fixes:
+        await session.execute(update(GroupStats).where(GroupStats.group_id == gid).values(fixes))
 
-    # All-time account counters (every account with a stats row, deleted ones included).
-    for aid, account_stats in sorted(stored_accounts.items()):
-        total, dup = account_incoming.get(aid, (0, 0))
-        fixes = _compare(
-            "line_account",
-            aid,
-            account_stats,
-            {"total_incoming": total, "duplicate_incoming": dup},
-            drifts,
-        )
+    for aid, stored in sorted(stored_accounts.items()):
+        actual = tuple(account_totals.get(aid, (0, 0)))
+        fixes = _compare("line_account", aid, INCOMING_FIELDS, stored, actual, drifts)
         if fixes:
             await session.execute(
                 update(LineAccountStats)
@@ -214,7 +200,7 @@ async def _recalibrate_chunk(
         "group_day",
         stored_group_days,
         group_days,
-        lambda key, counts: {"group_id": key[0], "business_date": key[1]},
+        lambda key: {"group_id": key[0]},
         drifts,
     )
     await _fix_days(
@@ -223,22 +209,28 @@ async def _recalibrate_chunk(
         "line_account_day",
         stored_account_days,
         account_days,
-        lambda key, counts: {
-            "line_account_id": key[0],
-            "business_date": key[1],
-            "group_id": counts[2],
-        },
+        lambda key: {"line_account_id": key[0], "group_id": account_group[key[0]]},
         drifts,
     )
     return len(stored_accounts), drifts
 
 
+GROUP_FIELDS = (*ACCOUNT_FIELDS, "total_incoming", "duplicate_incoming")
+INCOMING_FIELDS = ("incoming", "duplicate_incoming")
+
+
 def _compare(
-    entity: str, entity_id: Any, stored: Any, actual: dict[str, int], drifts: list[dict[str, Any]]
+    entity: str,
+    entity_id: Any,
+    fields: Sequence[str],
+    stored: Sequence[int],
+    actual: Sequence[int],
+    drifts: list[dict[str, Any]],
 ) -> dict[str, int]:
+    if tuple(stored) == tuple(actual):
+        return {}
     fixes = {}
-    for field, value in actual.items():
-        current = getattr(stored, field)
+    for field, current, value in zip(fields, stored, actual, strict=True):
         if current != value:
             drifts.append(_drift(entity, entity_id, field, current, value))
             fixes[field] = int(value)
@@ -249,27 +241,30 @@ async def _fix_days(
     session: AsyncSession,
     model: Any,
     entity: str,
-    stored: dict[tuple[int, date], Any],
-    actual: dict[tuple[int, date], Sequence[Any]],
-    key_columns: Any,
+    stored: dict[tuple[int, date], Sequence[int]],
+    actual: dict[tuple[int, date], tuple[int, int]],
+    owner_columns: Any,
     drifts: list[dict[str, Any]],
 ) -> None:
-    keys: Iterable[tuple[int, date]] = sorted(set(stored) | set(actual))
+    first, second = model.__mapper__.primary_key
     missing = []
-    for key in keys:
-        counts = actual.get(key, (0, 0, None))
-        values = {"incoming": int(counts[0]), "duplicate_incoming": int(counts[1])}
-        entity_id = f"{key[0]}@{key[1].isoformat()}"
+    for key in sorted(stored.keys() | actual.keys()):
+        counts = actual.get(key, (0, 0))
         row = stored.get(key)
-        if row is None:
-            for field, value in values.items():
-                if value:
-                    drifts.append(_drift(entity, entity_id, field, 0, value))
-            missing.append({**key_columns(key, counts), **values})
+        if row is not None and tuple(row) == counts:
             continue
-        fixes = _compare(entity, entity_id, row, values, drifts)
-        if fixes:
-            first, second = model.__mapper__.primary_key
+        entity_id = f"{key[0]}@{key[1].isoformat()}"
+        fixes = _compare(entity, entity_id, INCOMING_FIELDS, row or (0, 0), counts, drifts)
+        if row is None:
+            missing.append(
+                {
+                    **owner_columns(key),
+                    "business_date": key[1],
+                    "incoming": counts[0],
+                    "duplicate_incoming": counts[1],
+                }
+            )
+        elif fixes:
             await session.execute(
                 update(model).where(first == key[0], second == key[1]).values(fixes)
             )
