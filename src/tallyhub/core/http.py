@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy import exc
+from sqlalchemy import Select, exc, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -209,6 +209,15 @@ def _page_params(
 
 
 Paging = Annotated[PageParams, Depends(_page_params)]
+
+
+async def paginate(
+    session: AsyncSession, query: Select[tuple[T]], params: PageParams
+) -> tuple[list[T], int]:
+    """One page of an ORM query (already ordered) and the count of all its rows."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = await session.scalars(query.offset(params.offset).limit(params.page_size))
+    return list(rows), total or 0
 
 
 def page_of(items: Sequence[T], total: int, params: PageParams) -> Page[T]:

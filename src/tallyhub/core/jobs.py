@@ -39,6 +39,7 @@ from tallyhub.core.http import (
     Session,
     TransactionalRoute,
     page_of,
+    paginate,
     read_only_session,
 )
 from tallyhub.core.runtime import Runtime
@@ -290,11 +291,8 @@ async def list_runs(
         query = query.where(JobRun.job_name == job)
     if status:
         query = query.where(JobRun.status == status)
-    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = await session.scalars(
-        query.order_by(JobRun.started_at.desc(), JobRun.id.desc())
-        .offset(paging.offset)
-        .limit(paging.page_size)
+    rows, total = await paginate(
+        session, query.order_by(JobRun.started_at.desc(), JobRun.id.desc()), paging
     )
     return page_of([JobRunOut.model_validate(r) for r in rows], total, paging)
 

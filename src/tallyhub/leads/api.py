@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from tallyhub.core import metrics
@@ -33,6 +33,7 @@ from tallyhub.core.http import (
     TransactionalRoute,
     Unauthorized,
     page_of,
+    paginate,
     read_only_session,
 )
 from tallyhub.core.runtime import Runtime, runtime_of
@@ -345,12 +346,8 @@ async def recalibrate_now(request: Request, _: AdminUser) -> schemas.Recalibrati
 async def recalibrations(
     session: Session, _: CurrentUser, paging: Paging
 ) -> Page[schemas.RecalibrationOut]:
-    total = await session.scalar(select(func.count()).select_from(Recalibration)) or 0
-    rows = await session.scalars(
-        select(Recalibration)
-        .order_by(Recalibration.id.desc())
-        .offset(paging.offset)
-        .limit(paging.page_size)
+    rows, total = await paginate(
+        session, select(Recalibration).order_by(Recalibration.id.desc()), paging
     )
     return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
 
