@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import tallyhub.clicks.models
 import tallyhub.core.auth
 import tallyhub.core.jobs
 import tallyhub.leads.models  # noqa: F401

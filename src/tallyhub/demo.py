@@ -1,6 +1,6 @@
-"""Demo data for `make run`: a demo admin, a few lead groups with accounts, and a few
-thousand incoming leads over the last 14 days. Idempotent: event ids are fixed, so a
-second run counts nothing again."""
+"""Demo data for `make run`: a demo admin, a few lead groups with accounts, a few
+thousand incoming leads over the last 14 days, and a click-tracking campaign with its
+clicks. Idempotent: event ids are fixed, so a second run counts nothing again."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tallyhub.clicks import schemas as click_schemas
+from tallyhub.clicks import service as clicks
+from tallyhub.clicks.models import Campaign
 from tallyhub.core.auth import Principal, Role, User, create_user
 from tallyhub.core.db import utcnow
 from tallyhub.core.runtime import Runtime
@@ -24,7 +27,13 @@ DEMO_GROUPS = [
 ]
 
 
-async def seed(runtime: Runtime, *, incoming: int = 3000) -> dict[str, int]:
+DEMO_CAMPAIGN = "Demo · Spring sale"
+DEMO_TAGS = ["spring", "vip", "coupon", "new", ""]
+
+
+async def seed(
+    runtime: Runtime, *, incoming: int = 3000, click_events: int = 1500
+) -> dict[str, int]:
     if runtime.settings.env == "production":
         raise RuntimeError("demo data is refused when TALLYHUB_ENV=production")
     db = runtime.db
@@ -109,4 +118,55 @@ async def seed(runtime: Runtime, *, incoming: int = 3000) -> dict[str, int]:
             await leads.apply_incoming(session, runtime.hub, chunk)
 
         await db.run(apply)
-    return {"groups": len(codes), "incoming_events": incoming}
+    campaign_id = await _seed_clicks(runtime, admin, click_events)
+    return {
+        "groups": len(codes),
+        "incoming_events": incoming,
+        "campaign_id": campaign_id,
+        "click_events": click_events,
+    }
+
+
+async def _seed_clicks(runtime: Runtime, admin: Principal, count: int) -> int:
+    """One campaign with `count` clicks by 200 users over the last 14 days."""
+
+    async def ensure_campaign(session: AsyncSession) -> int:
+        campaign = await session.scalar(select(Campaign).where(Campaign.name == DEMO_CAMPAIGN))
+        if campaign is None:
+            campaign = await clicks.create_campaign(
+                session,
+                admin,
+                click_schemas.CampaignCreate(
+                    name=DEMO_CAMPAIGN, allowed_hosts=["shop.example.com", "*.example.org"]
+                ),
+                runtime.settings.timezone,
+            )
+        return campaign.id
+
+    campaign_id = await runtime.db.run(ensure_campaign)
+    rng = random.Random(20261123)
+    now = utcnow()
+    events = sorted(
+        (
+            clicks.ClickEvent(
+                event_id=f"demo-click-{n:06d}",
+                campaign_id=campaign_id,
+                line_id=f"Udemo{rng.randrange(200):04d}",
+                source_campaign_id=rng.choice([0, 0, 100, 200]),
+                interaction_type=rng.choice(["image_click", "button_url", "rich_menu"]),
+                target=rng.choice(["https://shop.example.com/sale", "https://blog.example.org/"]),
+                tags=tuple(clicks.normalize_tags(rng.choice(DEMO_TAGS))),
+                triggered_at=now - timedelta(seconds=rng.randrange(14 * 86400)),
+            )
+            for n in range(count)
+        ),
+        key=lambda e: e.triggered_at,
+    )
+    for start in range(0, len(events), 500):
+        chunk = events[start : start + 500]
+
+        async def apply(session: AsyncSession, chunk: list[clicks.ClickEvent] = chunk) -> None:
+            await clicks.apply_clicks(session, chunk)
+
+        await runtime.db.run(apply)
+    return campaign_id

@@ -39,6 +39,29 @@ class LeadsSettings(BaseModel):
     recalibration_chunk: int = 500
 
 
+class ClickSpoolSettings(BaseModel):
+    """The durable local spool for clicks the database cannot take right now."""
+
+    flush_ms: float = 5.0  # appends are fsynced together at most this often
+    rotate_seconds: float = 5.0  # a segment older than this is closed for replay
+    breaker_seconds: float = 5.0  # after a database failure, spool directly this long
+    replay_chunk: int = 500
+
+
+class ClicksSettings(BaseModel):
+    dedup_window_ms: int = 1000
+    batching: BatchSettings = Field(default_factory=BatchSettings)
+    # Batches applied at once. The clicks of one campaign meet on its counter row, so a
+    # second writer mostly waits for it; one writer makes fewer, larger batches.
+    writer_tasks: int = 1
+    commit_timeout_ms: float = 2000.0  # longer than this, the click is spooled instead
+    campaign_cache_seconds: float = 10.0
+    spool: ClickSpoolSettings = Field(default_factory=ClickSpoolSettings)
+    public_base_url: str | None = None  # base of signed links; default: the request's
+    bare_route: bool = False  # mount /__bare302 (records nothing), for the benchmark
+    recalibration_chunk: int = 20  # campaigns per recalibration transaction
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TALLYHUB_",
@@ -62,6 +85,7 @@ class Settings(BaseSettings):
     pool: DatabasePool = Field(default_factory=DatabasePool)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     leads: LeadsSettings = Field(default_factory=LeadsSettings)
+    clicks: ClicksSettings = Field(default_factory=ClicksSettings)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:

@@ -1,0 +1,1 @@
+"""Click tracking: `/__track` with exact counters and tag sets under load."""

@@ -1,0 +1,490 @@
+"""HTTP edge of the clicks domain: the `/__track` hot path (a plain ASGI route with its
+own parameter checks, mounted ahead of every FastAPI route) and the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from datetime import date
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import APIRouter, FastAPI, Query, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tallyhub.clicks import schemas, service
+from tallyhub.clicks.models import ClickRecalibration
+from tallyhub.clicks.service.recording import (
+    TRACK_DEDUP,
+    TRACK_DURATION,
+    TRACK_REJECTED,
+    TRACK_REQUESTS,
+    count_error,
+)
+from tallyhub.clicks.service.tracking import (
+    check_tags,
+    check_type,
+    check_uid,
+    parse_id,
+)
+from tallyhub.core.auth import AdminUser, CurrentUser, WriterUser
+from tallyhub.core.batching import BatchWriter
+from tallyhub.core.cache import OnceWindow
+from tallyhub.core.db import after_commit, utcnow
+from tallyhub.core.http import (
+    Page,
+    Paging,
+    Session,
+    TransactionalRoute,
+    page_of,
+    paginate,
+    read_only_session,
+)
+from tallyhub.core.runtime import Runtime, runtime_of
+from tallyhub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+TRACKER = "clicks.tracker"
+WRITER = "clicks.writer"
+SPOOL = "clicks.spool"
+RULES = "clicks.rules"
+RECORDER = "clicks.recorder"
+TOPIC = "clicks.campaigns"  # hub topic: a campaign's settings changed
+
+
+# ---------------------------------------------------------------- the hot path
+
+
+def _json(status: int, code: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return (
+        status,
+        [
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        body,
+    )
+
+
+def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return (
+        302,
+        [
+            (b"location", location.encode("ascii")),
+            (b"cache-control", b"no-store"),
+            (b"content-length", b"0"),
+        ],
+        b"",
+    )
+
+
+_SINGLE = ("cid", "to", "src", "type", "uid", "sig")
+
+
+class Tracker:
+    """`GET /__track?cid=&uid=&type=&to=&src=&tag=[&sig=]` → 302 to `to`, recorded once.
+
+    Checks (no database round trip while the campaign is cached): parameters, then the
+    target against the campaign's allowed hosts or the link's signature, then the dedup
+    window. A HEAD request is checked and answered but not counted (link previewers)."""
+
+    def __init__(
+        self,
+        rules: service.CampaignRules,
+        dedup: OnceWindow,
+        recorder: service.ClickRecorder,
+        key: bytes,
+    ) -> None:
+        self.rules = rules
+        self.dedup = dedup
+        self.recorder = recorder
+        self.key = key
+        self._requests: dict[int, Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            status, headers, body = await self.handle(scope)
+        except Exception as error:
+            count_error("track", error)
+            log.error(
+                "clicks.track_failed", query=scope.get("query_string", b"")[:500], exc_info=True
+            )
+            status, headers, body = _json(500, "internal_error", "the click could not be handled")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        counter = self._requests.get(status)
+        if counter is None:
+            counter = self._requests[status] = TRACK_REQUESTS.labels(status=str(status))
+        counter.inc()
+        TRACK_DURATION.observe(time.perf_counter() - started)
+
+    async def handle(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        try:
+            params, tag_values = self._params(scope["query_string"])
+            cid = parse_id("cid", params.get("cid"))
+            to = params.get("to", "")
+            location, host = service.parse_target(to)
+            type_ = check_type(params.get("type"))
+            src = parse_id("src", params.get("src"), default=0)
+            uid = check_uid(params.get("uid"))
+            tags = check_tags(service.normalize_tags(tag_values))
+            sig = params.get("sig")
+
+            found, rule = self.rules.cached(cid)
+            if not found:
+                try:
+                    rule = await self.rules.get(cid)
+                except service.CampaignsUnavailable as error:
+                    count_error("campaign_lookup", error)
+                    if not sig:
+                        return _json(
+                            503,
+                            "campaign_unavailable",
+                            "the campaign cannot be checked right now; retry shortly",
+                        )
+                    found = False
+                else:
+                    found = True
+            if found and rule is None:
+                raise service.Refused("unknown_campaign", f"campaign {cid} not found", 404)
+            if sig:
+                if not service.verify_link(self.key, sig, cid, to, src, type_, tags, uid):
+                    raise service.Refused(
+                        "bad_signature", "sig: the link's signature does not match its parameters"
+                    )
+            elif rule is None or not service.host_allowed(host, rule.allowed_hosts):
+                raise service.Refused(
+                    "host_not_allowed", f"to: {host} is not an allowed host of campaign {cid}"
+                )
+        except service.Refused as refused:
+            TRACK_REJECTED.labels(reason=refused.reason).inc()
+            return _json(refused.status, refused.reason, refused.message)
+
+        if scope["method"] == "HEAD":
+            return _redirect(location)
+        user_agent = _header(scope, b"user-agent")
+        client = "" if uid is not None else f"{_address(scope)}|{user_agent}"
+        if not await self.dedup.claim(service.dedup_key(uid, client, cid, src, type_, to)):
+            TRACK_DEDUP.inc()
+            return _redirect(location)
+        event = service.ClickEvent(
+            event_id=uuid.uuid4().hex,
+            campaign_id=cid,
+            line_id=uid,
+            source_campaign_id=src,
+            interaction_type=type_,
+            target=to,
+            tags=tuple(tags),
+            triggered_at=utcnow(),
+            user_agent=user_agent[:512] or None,
+            timezone=rule.timezone if rule is not None else None,
+        )
+        await self.recorder.record(event)
+        return _redirect(location)
+
+    @staticmethod
+    def _params(query_string: bytes) -> tuple[dict[str, str], list[str]]:
+        params: dict[str, str] = {}
+        tags: list[str] = []
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if name == "tag":
+                tags.append(value)
+            elif name in _SINGLE:
+                if name in params:
+                    raise service.Refused("bad_parameter", f"{name}: given more than once")
+                params[name] = value
+        return params, tags
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
+class TrackRoute:
+    """The ASGI endpoint; finds this process's Tracker, built by the lifespan."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracker: Tracker = scope["app"].state.runtime.parts[TRACKER]
+        await tracker(scope, receive, send)
+
+
+class TrackShortcut:
+    """Hands `GET|HEAD /__track` to the Tracker ahead of FastAPI's exception, exit-stack and
+    routing layers, which cost more than the click check itself; every other request
+    goes on unchanged (the route stays in the table, answering 405 to other methods)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/__track"
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            tracker: Tracker | None = scope["app"].state.runtime.parts.get(TRACKER)
+            if tracker is not None:
+                await tracker(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BareRedirect:
+    """302 that records nothing: the benchmark's baseline for framework cost."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        status, headers, body = _redirect("https://example.com/")
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@asynccontextmanager
+async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    """Start the click writer, the spool and the campaign cache; drain on shutdown."""
+    settings = runtime.settings.clicks
+    batching = settings.batching
+    known = service.KnownRows()
+
+    async def apply(session: AsyncSession, events: Sequence[service.ClickEvent]) -> Any:
+        return await service.apply_clicks(
+            session, events, known=known, may_be_recorded=recorder.may_be_recorded
+        )
+
+    writer: BatchWriter[service.ClickEvent, str] = BatchWriter(
+        "clicks",
+        runtime.db,
+        apply,
+        enabled=batching.enabled,
+        max_batch=batching.max_batch,
+        max_wait_ms=batching.max_wait_ms,
+        queue_size=batching.queue_size,
+        retries=batching.retries,
+        concurrency=settings.writer_tasks,
+    )
+    spool = service.ClickSpool(
+        service.spool_directory(runtime.settings.var_dir),
+        flush_ms=settings.spool.flush_ms,
+        rotate_seconds=settings.spool.rotate_seconds,
+    )
+    recorder = service.ClickRecorder(
+        writer,
+        spool,
+        commit_timeout_ms=settings.commit_timeout_ms,
+        breaker_seconds=settings.spool.breaker_seconds,
+    )
+    rules = service.CampaignRules(runtime.db, settings.campaign_cache_seconds)
+    dedup = OnceWindow(
+        "clicks.dedup",
+        settings.dedup_window_ms,
+        runtime.redis,
+        on_backend_error=lambda error: count_error("dedup", error),
+    )
+    runtime.parts.update(
+        {
+            WRITER: writer,
+            SPOOL: spool,
+            RULES: rules,
+            RECORDER: recorder,
+            TRACKER: Tracker(rules, dedup, recorder, service.link_key(runtime.secret_key)),
+        }
+    )
+    subscription = runtime.hub.subscribe(TOPIC, lambda _: True)
+
+    async def invalidate() -> None:
+        while True:
+            message = await subscription.queue.get()
+            rules.invalidate(int(message["campaign_id"]))
+
+    invalidator = asyncio.create_task(invalidate(), name="clicks-campaign-invalidation")
+    await spool.start()
+    await writer.start()
+    try:
+        yield
+    finally:
+        invalidator.cancel()
+        with suppress(asyncio.CancelledError):
+            await invalidator
+        runtime.hub.unsubscribe(subscription)
+        await writer.stop()  # clicks already submitted commit (or go to the spool)
+        await spool.stop()
+
+
+def mount(app: FastAPI, settings: Settings) -> None:
+    """Put `/__track` first in the routing table and in front of FastAPI's own layers (it
+    is matched on every click), then the admin API."""
+    routes = [Route("/__track", TrackRoute(), methods=["GET"])]
+    if settings.clicks.bare_route:
+        routes.append(Route("/__bare302", BareRedirect(), methods=["GET"]))
+    app.router.routes[0:0] = routes
+    app.add_middleware(TrackShortcut)
+    app.include_router(admin)
+
+
+# ---------------------------------------------------------------- admin
+
+
+admin = APIRouter(prefix="/api/clicks", tags=["clicks"], route_class=TransactionalRoute)
+
+
+def _changed(request: Request, session: AsyncSession, campaign_id: int) -> None:
+    """After commit, drop the campaign from this process's cache and tell the others."""
+    runtime = runtime_of(request)
+    rules: service.CampaignRules = runtime.parts[RULES]
+    after_commit(session, lambda: rules.invalidate(campaign_id))
+    if runtime.redis is not None:
+        after_commit(session, lambda: runtime.hub.publish(TOPIC, {"campaign_id": campaign_id}))
+
+
+@admin.post("/campaigns", status_code=201, summary="Create a campaign")
+async def create_campaign(
+    request: Request, session: Session, principal: WriterUser, body: schemas.CampaignCreate
+) -> schemas.Campaign:
+    campaign = await service.create_campaign(
+        session, principal, body, runtime_of(request).settings.timezone
+    )
+    _changed(request, session, campaign.id)
+    return schemas.Campaign.model_validate(campaign)
+
+
+@admin.get("/campaigns", summary="Campaigns with clicked_count and unique users, newest first")
+async def list_campaigns(
+    session: Session,
+    principal: CurrentUser,
+    paging: Paging,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[schemas.Campaign]:
+    rows, total = await service.list_campaigns(session, principal, paging, search)
+    return page_of([schemas.Campaign.model_validate(c) for c in rows], total, paging)
+
+
+@admin.get("/campaigns/{campaign_id}", summary="One campaign with its figures")
+async def get_campaign(
+    session: Session, principal: CurrentUser, campaign_id: int
+) -> schemas.Campaign:
+    return schemas.Campaign.model_validate(
+        await service.get_campaign(session, principal, campaign_id)
+    )
+
+
+@admin.patch("/campaigns/{campaign_id}", summary="Change a campaign's name, hosts or zone")
+async def update_campaign(
+    request: Request,
+    session: Session,
+    principal: WriterUser,
+    campaign_id: int,
+    body: schemas.CampaignUpdate,
+) -> schemas.Campaign:
+    campaign = await service.update_campaign(session, principal, campaign_id, body)
+    _changed(request, session, campaign.id)
+    return schemas.Campaign.model_validate(campaign)
+
+
+@admin.post(
+    "/links",
+    summary="Issue a signed /__track link (redirects to any http(s) target, no host list)",
+)
+async def create_link(
+    request: Request, session: Session, principal: WriterUser, body: schemas.LinkCreate
+) -> schemas.Link:
+    runtime = runtime_of(request)
+    tracker: Tracker = runtime.parts[TRACKER]
+    base = runtime.settings.clicks.public_base_url or str(request.base_url)
+    return await service.make_link(session, principal, body, tracker.key, base)
+
+
+@admin.get(
+    "/campaigns/{campaign_id}/users",
+    summary="Per-user summaries of a campaign (one per source campaign), latest click first",
+)
+async def campaign_users(
+    session: Session,
+    principal: CurrentUser,
+    campaign_id: int,
+    paging: Paging,
+    src: Annotated[int | None, Query(ge=0, description="Only this source campaign")] = None,
+) -> Page[schemas.ClickSummary]:
+    campaign = await service.get_campaign(session, principal, campaign_id)
+    items, total = await service.campaign_users(session, campaign, src, paging)
+    return page_of(items, total, paging)
+
+
+@admin.get("/users/{line_id}", summary="One LINE user's summaries across campaigns and sources")
+async def user_summaries(
+    session: Session, principal: CurrentUser, line_id: str, paging: Paging
+) -> Page[schemas.ClickSummary]:
+    items, total = await service.user_summaries(session, principal, line_id, paging)
+    return page_of(items, total, paging)
+
+
+@admin.get("/campaigns/{campaign_id}/interactions", summary="Interaction log, newest first")
+async def campaign_interactions(
+    session: Session, principal: CurrentUser, campaign_id: int, paging: Paging
+) -> Page[schemas.Interaction]:
+    campaign = await service.get_campaign(session, principal, campaign_id)
+    items, total = await service.interactions(session, campaign, paging)
+    return page_of(items, total, paging)
+
+
+@admin.get(
+    "/campaigns/{campaign_id}/daily",
+    summary="Clicks per day (campaign time zone), one row per day with clicks",
+)
+async def campaign_daily(
+    session: Session,
+    principal: CurrentUser,
+    campaign_id: int,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> list[schemas.CampaignDaily]:
+    campaign = await service.get_campaign(session, principal, campaign_id)
+    return await service.daily(session, campaign, start, end)
+
+
+@admin.patch("/members/{line_uid}", summary="Set a member's display name")
+async def update_member(
+    session: Session, principal: WriterUser, line_uid: str, body: schemas.MemberUpdate
+) -> schemas.Member:
+    return schemas.Member.model_validate(
+        await service.update_member(session, principal, line_uid, body)
+    )
+
+
+@admin.post("/recalibrate", summary="Recompute every click counter from the logs now (admin)")
+@read_only_session
+async def recalibrate_now(request: Request, _: AdminUser) -> schemas.RecalibrationOut:
+    runtime = runtime_of(request)
+    run = await service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk)
+    return schemas.RecalibrationOut.model_validate(run)
+
+
+@admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
+async def recalibrations(
+    session: Session, _: CurrentUser, paging: Paging
+) -> Page[schemas.RecalibrationOut]:
+    rows, total = await paginate(
+        session, select(ClickRecalibration).order_by(ClickRecalibration.id.desc()), paging
+    )
+    return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
+
+
+__all__ = ["BareRedirect", "TrackRoute", "TrackShortcut", "Tracker", "admin", "lifespan", "mount"]

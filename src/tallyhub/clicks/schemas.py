@@ -1,0 +1,170 @@
+"""Request and response models of the clicks admin API."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tallyhub.core.daywindow import zone
+
+InteractionType = Literal["image_click", "button_url", "carousel_click", "text_link", "rich_menu"]
+
+# A host name, or "*.example.com" for every subdomain of example.com.
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(\*\.)?(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+def _check_hosts(hosts: list[str] | None) -> list[str] | None:
+    if hosts is None:
+        return None
+    out: list[str] = []
+    for raw in hosts:
+        host = raw.strip().lower().rstrip(".")
+        if not _HOST.match(host):
+            raise ValueError(
+                f"{raw!r} is not a host name (give 'example.com' or '*.example.com', "
+                "without scheme, port or path)"
+            )
+        if host not in out:
+            out.append(host)
+    return out
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is not None:
+        zone(value)
+    return value
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+class CampaignCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        examples=[["shop.example.com", "*.example.org"]],
+        description="Hosts /__track may redirect to without a signed link",
+    )
+    timezone: str | None = Field(None, examples=["Asia/Tokyo"], description="For daily figures")
+    owner_id: int | None = Field(None, description="Admins may create for another user")
+
+    _hosts = field_validator("allowed_hosts")(_check_hosts)
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class CampaignUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    allowed_hosts: list[str] | None = Field(None, max_length=100)
+    timezone: str | None = None
+
+    _hosts = field_validator("allowed_hosts")(_check_hosts)
+    _zone = field_validator("timezone")(_check_zone)
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    allowed_hosts: list[str]
+    timezone: str
+    owner_id: int | None
+    clicked_count: int
+    unique_users: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CampaignDaily(BaseModel):
+    business_date: date
+    clicks: int
+
+
+# ---------------------------------------------------------------- signed links
+
+
+class LinkCreate(BaseModel):
+    cid: int = Field(ge=1, le=2**31 - 1, description="Campaign id")
+    to: str = Field(min_length=1, max_length=2048, examples=["https://shop.example.com/sale"])
+    src: int = Field(0, ge=0, le=2**31 - 1, description="Source campaign id")
+    tag: str | list[str] | None = Field(None, examples=["spring,vip"])
+    type: InteractionType = "image_click"
+    uid: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Bind the link to one LINE user; without it any uid may be appended",
+    )
+
+
+class Link(BaseModel):
+    url: str
+    sig: str
+
+
+# ---------------------------------------------------------------- users, interactions
+
+
+class ClickSummary(BaseModel):
+    campaign_id: int
+    line_id: str
+    source_campaign_id: int
+    display_name: str | None
+    total_clicks: int
+    tags: list[str]
+    last_click_tag: str | None
+    last_clicked_at: datetime
+
+
+class Interaction(BaseModel):
+    id: int
+    event_id: str
+    line_id: str | None
+    campaign_id: int
+    source_campaign_id: int
+    interaction_type: str
+    interaction_value: str
+    tags: list[str]
+    triggered_at: datetime
+    user_agent: str | None
+
+
+class MemberUpdate(BaseModel):
+    display_name: str | None = Field(max_length=128)
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    line_uid: str
+    display_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- recalibration
+
+
+class Drift(BaseModel):
+    entity: str
+    entity_id: str
+    field: str
+    stored: int | str | None
+    actual: int | str | None
+
+
+class RecalibrationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    started_at: datetime
+    finished_at: datetime
+    campaigns_checked: int
+    summaries_checked: int
+    drift_count: int
+    drifts: list[Drift]

@@ -1,0 +1,81 @@
+"""The clicks domain's logic, split by topic: what a click must satisfy (tracking), how a
+batch of clicks is written (clicks, with the per-user summaries and tag sets in
+summaries), the spool for when the database cannot take them,
+the live recorder and campaign cache (recording), the admin reads and writes
+(campaigns), and recalibration. Services flush; the edge commits."""
+
+from tallyhub.clicks.service.campaigns import (
+    campaign_users,
+    create_campaign,
+    daily,
+    get_campaign,
+    interactions,
+    list_campaigns,
+    make_link,
+    update_campaign,
+    update_member,
+    user_summaries,
+)
+from tallyhub.clicks.service.clicks import (
+    ALREADY_RECORDED,
+    RECORDED,
+    ClickEvent,
+    KnownRows,
+    apply_clicks,
+)
+from tallyhub.clicks.service.recalibration import recalibrate
+from tallyhub.clicks.service.recording import (
+    SPOOLED,
+    CampaignRule,
+    CampaignRules,
+    CampaignsUnavailable,
+    ClickRecorder,
+)
+from tallyhub.clicks.service.spool import ClickSpool, replay_spool, spool_directory
+from tallyhub.clicks.service.summaries import tags_of
+from tallyhub.clicks.service.tracking import (
+    Refused,
+    dedup_key,
+    host_allowed,
+    link_key,
+    normalize_tags,
+    parse_target,
+    sign_link,
+    verify_link,
+)
+
+__all__ = [
+    "ALREADY_RECORDED",
+    "RECORDED",
+    "SPOOLED",
+    "CampaignRule",
+    "CampaignRules",
+    "CampaignsUnavailable",
+    "ClickEvent",
+    "ClickRecorder",
+    "ClickSpool",
+    "KnownRows",
+    "Refused",
+    "apply_clicks",
+    "campaign_users",
+    "create_campaign",
+    "daily",
+    "dedup_key",
+    "get_campaign",
+    "host_allowed",
+    "interactions",
+    "link_key",
+    "list_campaigns",
+    "make_link",
+    "normalize_tags",
+    "parse_target",
+    "recalibrate",
+    "replay_spool",
+    "sign_link",
+    "spool_directory",
+    "tags_of",
+    "update_campaign",
+    "update_member",
+    "user_summaries",
+    "verify_link",
+]

@@ -1,0 +1,386 @@
+"""The click write path: `apply_clicks` applies a whole batch in one transaction.
+
+Per batch: replayed event ids already in the log answer "already recorded" (replay is
+idempotent); members and (campaign, user) rows are inserted-or-nothing; summary deltas are
+coalesced per (campaign, uid, src) and applied in one upsert, and new tags added under
+the summary's row lock (summaries.py); messages and interaction logs are inserted; daily
+rows and campaign counters move last.
+
+Every write is one statement executed with the batch's rows as parameters (executemany:
+compiled once, pipelined by the driver), built by core's `upsert()` and `increment()`.
+
+Lock order, the same in every transaction (batches, recalibration): members, campaign
+users, summaries (then their tags), daily rows, campaigns; keys sorted inside each. The
+hottest rows (a campaign, its day) come last, so they are held for the shortest time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from tallyhub.clicks.models import (
+    Campaign,
+    CampaignDailyStats,
+    CampaignUser,
+    InteractionLog,
+    Member,
+    Message,
+)
+from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of
+from tallyhub.core.daywindow import business_date
+from tallyhub.core.db import after_commit, increment, upsert, utcnow
+from tallyhub.core.http import NotFound
+
+RECORDED = "recorded"
+ALREADY_RECORDED = "already_recorded"
+MIDNIGHT = time(0, 0)
+
+
+CAMPAIGNS = table_of(Campaign)
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    event_id: str
+    campaign_id: int
+    line_id: str | None
+    source_campaign_id: int
+    interaction_type: str
+    target: str
+    tags: tuple[str, ...]
+    triggered_at: datetime
+    user_agent: str | None = None
+    timezone: str | None = None  # the campaign's, when the edge knew it (saves a lookup)
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as one spool line (JSON-ready)."""
+        return {
+            "event_id": self.event_id,
+            "cid": self.campaign_id,
+            "uid": self.line_id,
+            "src": self.source_campaign_id,
+            "type": self.interaction_type,
+            "to": self.target,
+            "tags": list(self.tags),
+            "at": self.triggered_at.isoformat(),
+            "ua": self.user_agent,
+            "tz": self.timezone,
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> ClickEvent:
+        at = datetime.fromisoformat(data["at"])
+        if at.tzinfo is None:
+            raise ValueError("spooled click without a time zone")
+        return cls(
+            event_id=str(data["event_id"]),
+            campaign_id=int(data["cid"]),
+            line_id=data.get("uid"),
+            source_campaign_id=int(data.get("src", 0)),
+            interaction_type=str(data["type"]),
+            target=str(data["to"]),
+            tags=tuple(data.get("tags") or ()),
+            triggered_at=at,
+            user_agent=data.get("ua"),
+            timezone=data.get("tz"),
+        )
+
+
+class KnownRows:
+    """Rows this process has seen committed together with its own click logs: members
+    (uid → id), (campaign, user) rows and summary tags. Nothing deletes such rows
+    (recalibration removes only rows that no log supports), so a batch need not read them
+    again. Filled only after commit; cleared when it grows past `max_entries`."""
+
+    def __init__(self, max_entries: int = 300_000) -> None:
+        self.max_entries = max_entries
+        self.members: dict[str, int] = {}
+        self.campaign_users: set[tuple[int, str]] = set()
+        self.tags: set[TagKey] = set()
+
+    def learn(
+        self,
+        members: dict[str, int],
+        campaign_users: Sequence[tuple[int, str]],
+        tags: Sequence[TagKey],
+    ) -> None:
+        size = len(self.members) + len(self.campaign_users) + len(self.tags)
+        if size + len(members) + len(campaign_users) + len(tags) > self.max_entries:
+            self.members.clear()
+            self.campaign_users.clear()
+            self.tags.clear()
+        self.members.update(members)
+        self.campaign_users.update(campaign_users)
+        self.tags.update(tags)
+
+
+@dataclass(slots=True)
+class _Fresh:
+    index: int
+    event: ClickEvent
+    day: date
+
+
+# ---------------------------------------------------------------- statements, built once
+
+
+_CAMPAIGN_COUNTERS = increment(CAMPAIGNS, ["id"], ["clicked_count", "unique_users"])
+
+
+# ---------------------------------------------------------------- the batch
+
+
+async def apply_clicks(
+    session: AsyncSession,
+    events: Sequence[ClickEvent],
+    *,
+    known: KnownRows | None = None,
+    may_be_recorded: Callable[[ClickEvent], bool] | None = None,
+) -> list[str | Exception]:
+    """Record a batch of clicks; one result per event: RECORDED, ALREADY_RECORDED, or the
+    event's own error (an unknown campaign).
+
+    Only events for which `may_be_recorded` is true (all, by default: replays) are looked
+    up by event id first; a fresh click from the edge cannot be in the log yet."""
+    conn = await session.connection()
+    results: list[str | Exception | None] = [None] * len(events)
+    first_index: dict[str, int] = {}
+    repeats: dict[int, int] = {}
+    for i, event in enumerate(events):
+        if event.event_id in first_index:
+            repeats[i] = first_index[event.event_id]
+        else:
+            first_index[event.event_id] = i
+
+    to_check = [
+        event_id
+        for event_id, i in first_index.items()
+        if may_be_recorded is None or may_be_recorded(events[i])
+    ]
+    recorded: set[str] = set()
+    if to_check:
+        recorded = set(
+            (
+                await conn.execute(
+                    select(InteractionLog.event_id).where(InteractionLog.event_id.in_(to_check))
+                )
+            ).scalars()
+        )
+    zones = await _zones(conn, [events[i] for i in first_index.values()])
+    fresh: list[_Fresh] = []
+    days: dict[tuple[str, int], date] = {}
+    for event_id, i in first_index.items():
+        event = events[i]
+        if event_id in recorded:
+            results[i] = ALREADY_RECORDED
+            continue
+        tz = event.timezone or zones.get(event.campaign_id)
+        if tz is None:
+            results[i] = NotFound(
+                f"campaign {event.campaign_id} not found", code="campaign_not_found"
+            )
+            continue
+        # Days start on a whole second, so clicks in the same second share their date.
+        second = (tz, int(event.triggered_at.timestamp()))
+        day = days.get(second)
+        if day is None:
+            day = days[second] = business_date(event.triggered_at, tz, MIDNIGHT)
+        fresh.append(_Fresh(i, event, day))
+
+    if fresh:
+        dialect = conn.dialect.name
+        cache = known if known is not None else KnownRows()
+        member_ids = await _members(conn, dialect, fresh, cache)
+        new_users, user_keys = await _campaign_users(conn, dialect, fresh, cache)
+        tag_keys = await move_summaries(conn, dialect, [item.event for item in fresh], cache.tags)
+        await _messages_and_logs(conn, fresh, member_ids)
+        await _daily_and_campaigns(conn, dialect, fresh, new_users)
+        for item in fresh:
+            results[item.index] = RECORDED
+        after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
+
+    for i, first in repeats.items():
+        results[i] = ALREADY_RECORDED if results[first] == RECORDED else results[first]
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+async def _zones(conn: AsyncConnection, events: Sequence[ClickEvent]) -> dict[int, str]:
+    """Time zones of the campaigns whose events do not carry one; a campaign missing here
+    does not exist."""
+    wanted = {e.campaign_id for e in events if e.timezone is None}
+    if not wanted:
+        return {}
+    rows = await conn.execute(select(Campaign.id, Campaign.timezone).where(Campaign.id.in_(wanted)))
+    return dict(rows.tuples().all())
+
+
+# ---------------------------------------------------------------- members
+
+
+async def _members(
+    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], cache: KnownRows
+) -> dict[str, int]:
+    """Member id by uid, creating the members seen for the first time."""
+    uids = {item.event.line_id for item in fresh if item.event.line_id}
+    known = {uid: cache.members[uid] for uid in uids if uid in cache.members}
+    unknown = sorted(uids - known.keys())
+    if not unknown:
+        return known
+    by_uid = select(Member.line_uid, Member.id)
+    known.update((await conn.execute(by_uid.where(Member.line_uid.in_(unknown)))).tuples().all())
+    missing = [uid for uid in unknown if uid not in known]
+    if missing:
+        now = utcnow()
+        await conn.execute(
+            upsert(dialect, Member, keys=["line_uid"]),
+            [{"line_uid": uid, "created_at": now, "updated_at": now} for uid in missing],
+        )
+        known.update(
+            (await conn.execute(by_uid.where(Member.line_uid.in_(missing)))).tuples().all()
+        )
+    return known
+
+
+async def _campaign_users(
+    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], cache: KnownRows
+) -> tuple[Counter[int], list[tuple[int, str]]]:
+    """Insert-or-nothing one row per (campaign, user); returns the users new to each
+    campaign, counting only the rows this transaction really inserted, and every key."""
+    firsts: dict[tuple[int, str], ClickEvent] = {}
+    for item in fresh:
+        event = item.event
+        if event.line_id:
+            key = (event.campaign_id, event.line_id)
+            if key not in firsts or event.triggered_at < firsts[key].triggered_at:
+                firsts[key] = event
+    new_users: Counter[int] = Counter()
+    keys = list(firsts)
+    unknown = [key for key in keys if key not in cache.campaign_users]
+    if not unknown:
+        return new_users, keys
+    key_columns = tuple_(CampaignUser.campaign_id, CampaignUser.line_id)
+    existing = set(
+        (
+            await conn.execute(
+                select(CampaignUser.campaign_id, CampaignUser.line_id).where(
+                    key_columns.in_(unknown)
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
+    missing = sorted(key for key in unknown if key not in existing)
+    if not missing:
+        return new_users, keys
+    await conn.execute(
+        upsert(dialect, CampaignUser, keys=["campaign_id", "line_id"]),
+        [
+            {
+                "campaign_id": cid,
+                "line_id": uid,
+                "first_event_id": firsts[cid, uid].event_id,
+                "first_clicked_at": firsts[cid, uid].triggered_at,
+            }
+            for cid, uid in missing
+        ],
+    )
+    owners = await conn.execute(
+        select(CampaignUser.campaign_id, CampaignUser.line_id, CampaignUser.first_event_id).where(
+            key_columns.in_(missing)
+        )
+    )
+    for cid, uid, event_id in owners:
+        if firsts[cid, uid].event_id == event_id:
+            new_users[cid] += 1
+    return new_users, keys
+
+
+# ---------------------------------------------------------------- messages and logs
+
+
+async def _messages_and_logs(
+    conn: AsyncConnection, fresh: list[_Fresh], member_ids: dict[str, int]
+) -> None:
+    messages = [
+        {
+            "member_id": member_ids[item.event.line_id],
+            "campaign_id": item.event.campaign_id,
+            "direction": "incoming",
+            "message_type": "text",
+            "content": {
+                "event": "campaign_click",
+                "campaign_id": item.event.campaign_id,
+                "source_campaign_id": item.event.source_campaign_id,
+                "target": item.event.target,
+                "tags": list(item.event.tags),
+            },
+            "event_id": item.event.event_id,
+            "created_at": item.event.triggered_at,
+        }
+        for item in fresh
+        if item.event.line_id
+    ]
+    if messages:
+        await conn.execute(_MESSAGES, messages)
+    await conn.execute(
+        _LOGS,
+        [
+            {
+                "event_id": item.event.event_id,
+                "line_id": item.event.line_id,
+                "campaign_id": item.event.campaign_id,
+                "source_campaign_id": item.event.source_campaign_id,
+                "interaction_type": item.event.interaction_type,
+                "interaction_value": item.event.target,
+                "tags": ",".join(item.event.tags),
+                "triggered_at": item.event.triggered_at,
+                "business_date": item.day,
+                "user_agent": item.event.user_agent,
+            }
+            for item in fresh
+        ],
+    )
+
+
+_MESSAGES = insert(table_of(Message))
+_LOGS = insert(table_of(InteractionLog))
+
+
+# ---------------------------------------------------------------- the hot rows, last
+
+
+async def _daily_and_campaigns(
+    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], new_users: Counter[int]
+) -> None:
+    per_day: Counter[tuple[int, date]] = Counter()
+    per_campaign: Counter[int] = Counter()
+    for item in fresh:
+        per_day[item.event.campaign_id, item.day] += 1
+        per_campaign[item.event.campaign_id] += 1
+    await conn.execute(
+        upsert(
+            dialect, CampaignDailyStats, keys=["campaign_id", "business_date"], increment=["clicks"]
+        ),
+        [
+            {"campaign_id": cid, "business_date": day, "clicks": n}
+            for (cid, day), n in sorted(per_day.items())
+        ],
+    )
+    # One row after the other in id order: concurrent batches lock campaigns in the same
+    # order and cannot deadlock.
+    await conn.execute(
+        _CAMPAIGN_COUNTERS,
+        [
+            {"k_id": cid, "d_clicked_count": n, "d_unique_users": new_users.get(cid, 0)}
+            for cid, n in sorted(per_campaign.items())
+        ],
+    )

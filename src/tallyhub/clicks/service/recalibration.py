@@ -1,0 +1,408 @@
+"""Recalibration (校准) of the clicks domain: recompute every campaign counter, daily row,
+summary and tag set from the interaction logs, correct what drifted, record each drift.
+
+Safe while clicks are recorded: for each chunk of campaigns the summaries, the daily rows
+and the campaign rows are locked first, in the order a click batch takes them, and only
+then are the logs counted. A batch either committed before the lock (its logs are
+counted) or waits for it (neither its logs nor its counter moves are seen).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tallyhub.clicks.models import (
+    Campaign,
+    CampaignDailyStats,
+    CampaignUser,
+    ClickRecalibration,
+    ClickSummary,
+    ClickSummaryTag,
+    InteractionLog,
+)
+from tallyhub.clicks.service.summaries import SummaryKey, rebuild_tag_strings, tag_rows
+from tallyhub.clicks.service.tracking import normalize_tags
+from tallyhub.core.db import Database, utcnow
+
+MAX_DRIFTS_KEPT = 1000
+
+
+def _drift(entity: str, entity_id: Any, field: str, stored: Any, actual: Any) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, datetime | date) else value
+
+    return {
+        "entity": entity,
+        "entity_id": str(entity_id),
+        "field": field,
+        "stored": plain(stored),
+        "actual": plain(actual),
+    }
+
+
+async def recalibrate(db: Database, chunk_size: int = 20) -> ClickRecalibration:
+    started = utcnow()
+    async with db.transaction(readonly=True) as session:
+        campaign_ids = list(await session.scalars(select(Campaign.id).order_by(Campaign.id)))
+    drifts: list[dict[str, Any]] = []
+    summaries_checked = 0
+    for start in range(0, len(campaign_ids), chunk_size):
+        chunk = campaign_ids[start : start + chunk_size]
+
+        async def work(
+            session: AsyncSession, chunk: Sequence[int] = chunk
+        ) -> tuple[int, list[dict[str, Any]]]:
+            return await _recalibrate_chunk(session, chunk)
+
+        checked, found = await db.run(work)
+        summaries_checked += checked
+        drifts.extend(found)
+
+    async def record(session: AsyncSession) -> ClickRecalibration:
+        run = ClickRecalibration(
+            started_at=started,
+            finished_at=utcnow(),
+            campaigns_checked=len(campaign_ids),
+            summaries_checked=summaries_checked,
+            drift_count=len(drifts),
+            drifts=drifts[:MAX_DRIFTS_KEPT],
+        )
+        session.add(run)
+        await session.flush()
+        return run
+
+    return await db.run(record)
+
+
+async def _recalibrate_chunk(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> tuple[int, list[dict[str, Any]]]:
+    drifts: list[dict[str, Any]] = []
+    logs = InteractionLog
+
+    # Lock first, in the order click batches lock: summaries, daily rows, campaigns.
+    stored_summaries: dict[SummaryKey, ClickSummary] = {
+        (s.campaign_id, s.line_id, s.source_campaign_id): s
+        for s in await session.scalars(
+            select(ClickSummary)
+            .where(ClickSummary.campaign_id.in_(campaign_ids))
+            .order_by(
+                ClickSummary.campaign_id, ClickSummary.line_id, ClickSummary.source_campaign_id
+            )
+            .with_for_update()
+        )
+    }
+    stored_days = {
+        (r.campaign_id, r.business_date): r
+        for r in await session.scalars(
+            select(CampaignDailyStats)
+            .where(CampaignDailyStats.campaign_id.in_(campaign_ids))
+            .order_by(CampaignDailyStats.campaign_id, CampaignDailyStats.business_date)
+            .with_for_update()
+        )
+    }
+    campaigns = {
+        c.id: c
+        for c in await session.scalars(
+            select(Campaign)
+            .where(Campaign.id.in_(campaign_ids))
+            .order_by(Campaign.id)
+            .with_for_update()
+        )
+    }
+
+    # Then count the logs.
+    per_campaign = {
+        cid: (int(n), int(users))
+        for cid, n, users in await session.execute(
+            select(logs.campaign_id, func.count(), func.count(func.distinct(logs.line_id)))
+            .where(logs.campaign_id.in_(campaign_ids))
+            .group_by(logs.campaign_id)
+        )
+    }
+    per_day = {
+        (cid, day): int(n)
+        for cid, day, n in await session.execute(
+            select(logs.campaign_id, logs.business_date, func.count())
+            .where(logs.campaign_id.in_(campaign_ids))
+            .group_by(logs.campaign_id, logs.business_date)
+        )
+    }
+    with_user = [logs.campaign_id.in_(campaign_ids), logs.line_id.is_not(None)]
+    per_summary: dict[SummaryKey, tuple[int, datetime]] = {
+        (cid, uid, src): (int(n), last)
+        for cid, uid, src, n, last in await session.execute(
+            select(
+                logs.campaign_id,
+                logs.line_id,
+                logs.source_campaign_id,
+                func.count(),
+                func.max(logs.triggered_at),
+            )
+            .where(*with_user)
+            .group_by(logs.campaign_id, logs.line_id, logs.source_campaign_id)
+        )
+    }
+    actual_tags: dict[SummaryKey, dict[str, tuple[datetime, int]]] = defaultdict(dict)
+    for cid, uid, src, tag_string, first in await session.execute(
+        select(
+            logs.campaign_id,
+            logs.line_id,
+            logs.source_campaign_id,
+            logs.tags,
+            func.min(logs.triggered_at),
+        )
+        .where(*with_user, logs.tags != "")
+        .group_by(logs.campaign_id, logs.line_id, logs.source_campaign_id, logs.tags)
+    ):
+        seen = actual_tags[cid, uid, src]
+        for position, tag in enumerate(normalize_tags(tag_string)):
+            if tag not in seen or (first, position) < seen[tag]:
+                seen[tag] = (first, position)
+    first_users = {
+        (cid, uid): (event_id, first)
+        for cid, uid, event_id, first in await session.execute(
+            select(
+                logs.campaign_id,
+                logs.line_id,
+                func.min(logs.event_id),
+                func.min(logs.triggered_at),
+            )
+            .where(*with_user)
+            .group_by(logs.campaign_id, logs.line_id)
+        )
+    }
+
+    await _fix_campaigns(session, campaigns, per_campaign, drifts)
+    await _fix_days(session, stored_days, per_day, drifts)
+    await _fix_summaries(session, stored_summaries, per_summary, drifts)
+    await _fix_tags(session, campaign_ids, stored_summaries, per_summary, actual_tags, drifts)
+    await _fix_campaign_users(session, campaign_ids, first_users, drifts)
+    return len(stored_summaries), drifts
+
+
+async def _fix_campaigns(
+    session: AsyncSession,
+    campaigns: dict[int, Campaign],
+    actual: dict[int, tuple[int, int]],
+    drifts: list[dict[str, Any]],
+) -> None:
+    for cid, campaign in sorted(campaigns.items()):
+        clicks, users = actual.get(cid, (0, 0))
+        fixes: dict[str, int] = {}
+        for field, value in (("clicked_count", clicks), ("unique_users", users)):
+            if getattr(campaign, field) != value:
+                drifts.append(_drift("campaign", cid, field, getattr(campaign, field), value))
+                fixes[field] = value
+        if fixes:
+            await session.execute(update(Campaign).where(Campaign.id == cid).values(fixes))
+
+
+async def _fix_days(
+    session: AsyncSession,
+    stored: dict[tuple[int, date], CampaignDailyStats],
+    actual: dict[tuple[int, date], int],
+    drifts: list[dict[str, Any]],
+) -> None:
+    missing = []
+    for key in sorted(set(stored) | set(actual)):
+        value = actual.get(key, 0)
+        row = stored.get(key)
+        current = row.clicks if row is not None else 0
+        if current == value:
+            continue
+        drifts.append(
+            _drift("campaign_day", f"{key[0]}@{key[1].isoformat()}", "clicks", current, value)
+        )
+        if row is None:
+            missing.append({"campaign_id": key[0], "business_date": key[1], "clicks": value})
+        else:
+            await session.execute(
+                update(CampaignDailyStats)
+                .where(
+                    CampaignDailyStats.campaign_id == key[0],
+                    CampaignDailyStats.business_date == key[1],
+                )
+                .values(clicks=value)
+            )
+    if missing:
+        await session.execute(insert(CampaignDailyStats), missing)
+
+
+def _summary_id(key: SummaryKey) -> str:
+    return f"{key[0]}:{key[1]}:{key[2]}"
+
+
+async def _fix_summaries(
+    session: AsyncSession,
+    stored: dict[SummaryKey, ClickSummary],
+    actual: dict[SummaryKey, tuple[int, datetime]],
+    drifts: list[dict[str, Any]],
+) -> None:
+    missing = []
+    for key in sorted(set(stored) | set(actual)):
+        row = stored.get(key)
+        entry: tuple[int, datetime | None] = actual.get(key, (0, None))
+        total, last = entry
+        if row is None:
+            drifts.append(_drift("summary", _summary_id(key), "total_clicks", 0, total))
+            missing.append(
+                {
+                    "campaign_id": key[0],
+                    "line_id": key[1],
+                    "source_campaign_id": key[2],
+                    "total_clicks": total,
+                    "last_clicked_at": last,
+                    "last_click_tag": None,
+                    "created_at": utcnow(),
+                }
+            )
+            continue
+        fixes: dict[str, Any] = {}
+        if row.total_clicks != total:
+            drifts.append(
+                _drift("summary", _summary_id(key), "total_clicks", row.total_clicks, total)
+            )
+            fixes["total_clicks"] = total
+        if last is not None and row.last_clicked_at != last:
+            drifts.append(
+                _drift("summary", _summary_id(key), "last_clicked_at", row.last_clicked_at, last)
+            )
+            fixes["last_clicked_at"] = last
+        if fixes:
+            await session.execute(
+                update(ClickSummary)
+                .where(
+                    ClickSummary.campaign_id == key[0],
+                    ClickSummary.line_id == key[1],
+                    ClickSummary.source_campaign_id == key[2],
+                )
+                .values(fixes)
+            )
+    if missing:
+        await session.execute(insert(ClickSummary), missing)
+
+
+async def _fix_tags(
+    session: AsyncSession,
+    campaign_ids: Sequence[int],
+    stored_summaries: dict[SummaryKey, ClickSummary],
+    per_summary: dict[SummaryKey, tuple[int, datetime]],
+    actual: dict[SummaryKey, dict[str, tuple[datetime, int]]],
+    drifts: list[dict[str, Any]],
+) -> None:
+    stored: dict[SummaryKey, set[str]] = defaultdict(set)
+    for cid, uid, src, tag in await session.execute(
+        select(
+            ClickSummaryTag.campaign_id,
+            ClickSummaryTag.line_id,
+            ClickSummaryTag.source_campaign_id,
+            ClickSummaryTag.tag,
+        ).where(ClickSummaryTag.campaign_id.in_(campaign_ids))
+    ):
+        stored[cid, uid, src].add(tag)
+    rebuild: set[SummaryKey] = set()
+    for key in sorted(set(stored) | set(actual)):
+        want = actual.get(key, {})
+        have = stored.get(key, set())
+        if set(want) == have:
+            continue
+        drifts.append(
+            _drift(
+                "summary", _summary_id(key), "tags", ",".join(sorted(have)), ",".join(sorted(want))
+            )
+        )
+        extra = sorted(have - set(want))
+        if extra:
+            await session.execute(
+                delete(ClickSummaryTag).where(
+                    ClickSummaryTag.campaign_id == key[0],
+                    ClickSummaryTag.line_id == key[1],
+                    ClickSummaryTag.source_campaign_id == key[2],
+                    ClickSummaryTag.tag.in_(extra),
+                )
+            )
+        added = sorted((tag for tag in want if tag not in have), key=lambda t: want[t])
+        if added:
+            await session.execute(
+                insert(ClickSummaryTag),
+                [
+                    {
+                        "campaign_id": key[0],
+                        "line_id": key[1],
+                        "source_campaign_id": key[2],
+                        "tag": tag,
+                        "first_seen_at": want[tag][0],
+                        "position": want[tag][1],
+                        "first_event_id": "recalibration",
+                    }
+                    for tag in added
+                ],
+            )
+        rebuild.add(key)
+    # The comma strings: rebuilt where the set changed, and checked everywhere else.
+    keys = sorted((set(stored_summaries) | set(per_summary)) - rebuild)
+    if keys:
+        rows = await tag_rows(session, keys)
+        for key in keys:
+            tags = rows.get(key, [])
+            string = ",".join(tag for tag, _ in tags) or None
+            until = max((seen for _, seen in tags), default=None)
+            row = stored_summaries.get(key)
+            for field, right in (("last_click_tag", string), ("tags_seen_until", until)):
+                found = getattr(row, field) if row is not None else None
+                if found != right:
+                    drifts.append(_drift("summary", _summary_id(key), field, found, right))
+                    rebuild.add(key)
+    if rebuild:
+        await rebuild_tag_strings(session, sorted(rebuild))
+
+
+async def _fix_campaign_users(
+    session: AsyncSession,
+    campaign_ids: Sequence[int],
+    actual: dict[tuple[int, str], tuple[str, datetime]],
+    drifts: list[dict[str, Any]],
+) -> None:
+    stored = set(
+        (
+            await session.execute(
+                select(CampaignUser.campaign_id, CampaignUser.line_id).where(
+                    CampaignUser.campaign_id.in_(campaign_ids)
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
+    missing = sorted(set(actual) - stored)
+    extra = sorted(stored - set(actual))
+    for cid, uid in missing:
+        drifts.append(_drift("campaign_user", f"{cid}:{uid}", "exists", 0, 1))
+    for cid, uid in extra:
+        drifts.append(_drift("campaign_user", f"{cid}:{uid}", "exists", 1, 0))
+    if missing:
+        await session.execute(
+            insert(CampaignUser),
+            [
+                {
+                    "campaign_id": cid,
+                    "line_id": uid,
+                    "first_event_id": actual[cid, uid][0],
+                    "first_clicked_at": actual[cid, uid][1],
+                }
+                for cid, uid in missing
+            ],
+        )
+    if extra:
+        await session.execute(
+            delete(CampaignUser).where(
+                tuple_(CampaignUser.campaign_id, CampaignUser.line_id).in_(extra)
+            )
+        )

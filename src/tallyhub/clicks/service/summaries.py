@@ -1,0 +1,247 @@
+"""Per-user click summaries and their tag sets (the seed's `ryan_click_demo`), as a click
+batch moves them, and as the API and recalibration read them.
+
+A summary's tag set grows by one row per tag under a unique key; rows are added only by a
+transaction that holds the summary's row (the summary upsert takes it first), and that
+transaction also writes the summary's comma string, so the string is always complete.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
+from tallyhub.core.db import upsert, utcnow
+
+if TYPE_CHECKING:
+    from tallyhub.clicks.service.clicks import ClickEvent
+
+SummaryKey = tuple[int, str, int]  # (campaign_id, line_id, source_campaign_id)
+TagKey = tuple[int, str, int, str]
+Executor = AsyncSession | AsyncConnection
+
+
+def table_of(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+SUMMARIES = table_of(ClickSummary)
+
+_TAG_STRING = (
+    update(SUMMARIES)
+    .where(
+        SUMMARIES.c.campaign_id == bindparam("b_cid"),
+        SUMMARIES.c.line_id == bindparam("b_uid"),
+        SUMMARIES.c.source_campaign_id == bindparam("b_src"),
+    )
+    .values(last_click_tag=bindparam("b_tags"), tags_seen_until=bindparam("b_until"))
+)
+
+
+async def move_summaries(
+    conn: AsyncConnection,
+    dialect: str,
+    events: Sequence[ClickEvent],
+    known_tags: Collection[TagKey],
+) -> list[TagKey]:
+    """Move the summaries of a batch's clicks and add their new tags; returns every tag
+    key of the batch. `known_tags` are tag rows known to exist (committed)."""
+    clicks: Counter[SummaryKey] = Counter()
+    last: dict[SummaryKey, datetime] = {}
+    first_tag: dict[TagKey, tuple[datetime, int, str]] = {}
+    for event in events:
+        if not event.line_id:
+            continue
+        key = (event.campaign_id, event.line_id, event.source_campaign_id)
+        clicks[key] += 1
+        if key not in last or event.triggered_at > last[key]:
+            last[key] = event.triggered_at
+        for position, tag in enumerate(event.tags):
+            seen = (event.triggered_at, position, event.event_id)
+            tag_key = (*key, tag)
+            if tag_key not in first_tag or seen < first_tag[tag_key]:
+                first_tag[tag_key] = seen
+    if not clicks:
+        return []
+    now = utcnow()
+    new_tags = {key: seen for key, seen in first_tag.items() if key not in known_tags}
+    tagged = {key[:3] for key in new_tags}
+    # Add total_clicks, keep the later last_clicked_at (a replayed click can be older). The
+    # upsert row-locks every summary of the batch (sorted) before any tag is touched.
+    statement = upsert(
+        dialect,
+        SUMMARIES,
+        keys=["campaign_id", "line_id", "source_campaign_id"],
+        increment=["total_clicks"],
+        later=["last_clicked_at"],
+    )
+    returning = bool(tagged) and dialect != "mysql"
+    result = await conn.execute(
+        statement.returning(*_TAG_STRING_COLUMNS) if returning else statement,
+        [
+            {
+                "campaign_id": cid,
+                "line_id": uid,
+                "source_campaign_id": src,
+                "total_clicks": n,
+                "last_clicked_at": last[cid, uid, src],
+                "last_click_tag": None,
+                "created_at": now,
+            }
+            for (cid, uid, src), n in sorted(clicks.items())
+        ],
+    )
+    if not tagged:
+        return list(first_tag)
+    if returning:
+        rows = result.all()
+    else:
+        rows = (
+            await conn.execute(
+                select(*_TAG_STRING_COLUMNS).where(
+                    tuple_(
+                        SUMMARIES.c.campaign_id,
+                        SUMMARIES.c.line_id,
+                        SUMMARIES.c.source_campaign_id,
+                    ).in_(sorted(tagged))
+                )
+            )
+        ).all()
+    current = {
+        (cid, uid, src): (tags, until)
+        for cid, uid, src, tags, until in rows
+        if (cid, uid, src) in tagged
+    }
+    await _add_tags(conn, new_tags, current)
+    return list(first_tag)
+
+
+def _summary_key_columns() -> Any:
+    return tuple_(
+        ClickSummaryTag.campaign_id, ClickSummaryTag.line_id, ClickSummaryTag.source_campaign_id
+    )
+
+
+async def _add_tags(
+    conn: AsyncConnection,
+    first_tag: dict[TagKey, tuple[datetime, int, str]],
+    current: dict[SummaryKey, tuple[str | None, datetime | None]],
+) -> None:
+    """Add the batch's new tags and write those summaries' comma strings.
+
+    Tags are only ever added by a transaction that holds their summary's row (the summary
+    upsert just took it; recalibration locks it too), and that transaction also writes the
+    string. So the string read under the lock is the complete set, and nobody can add a
+    tag meanwhile. Tags first seen after every stored one are appended; otherwise (a
+    replayed click) the string is rebuilt from the rows in first-seen order."""
+    added: dict[SummaryKey, list[tuple[tuple[datetime, int, str], str]]] = defaultdict(list)
+    for (cid, uid, src, tag), seen in first_tag.items():
+        present, _ = current.get((cid, uid, src), (None, None))
+        if present is None or tag not in present.split(","):
+            added[cid, uid, src].append((seen, tag))
+    if not added:
+        return
+    ordered = [(key, sorted(tags)) for key, tags in sorted(added.items())]
+    await conn.execute(
+        _TAGS,
+        [
+            {
+                "campaign_id": cid,
+                "line_id": uid,
+                "source_campaign_id": src,
+                "tag": tag,
+                "first_seen_at": seen[0],
+                "position": seen[1],
+                "first_event_id": seen[2],
+            }
+            for (cid, uid, src), tags in ordered
+            for seen, tag in tags
+        ],
+    )
+    appended: list[dict[str, Any]] = []
+    resort: list[SummaryKey] = []
+    for key, tags in ordered:
+        present, until = current.get(key, (None, None))
+        if until is not None and tags[0][0][0] <= until:
+            resort.append(key)
+            continue
+        appended.append(
+            {
+                "b_cid": key[0],
+                "b_uid": key[1],
+                "b_src": key[2],
+                "b_tags": ",".join([*filter(None, [present]), *(tag for _, tag in tags)]),
+                "b_until": tags[-1][0][0],
+            }
+        )
+    if appended:
+        await conn.execute(_TAG_STRING, appended)
+    if resort:
+        await rebuild_tag_strings(conn, resort)
+
+
+_TAG_STRING_COLUMNS = (
+    SUMMARIES.c.campaign_id,
+    SUMMARIES.c.line_id,
+    SUMMARIES.c.source_campaign_id,
+    SUMMARIES.c.last_click_tag,
+    SUMMARIES.c.tags_seen_until,
+)
+_TAGS = insert(table_of(ClickSummaryTag))
+
+
+async def tag_rows(
+    executor: Executor, summaries: Sequence[SummaryKey]
+) -> dict[SummaryKey, list[tuple[str, datetime]]]:
+    """Each summary's tags with their first-seen time, in first-seen order."""
+    tags: dict[SummaryKey, list[tuple[str, datetime]]] = defaultdict(list)
+    if not summaries:
+        return tags
+    rows = await executor.execute(
+        select(
+            ClickSummaryTag.campaign_id,
+            ClickSummaryTag.line_id,
+            ClickSummaryTag.source_campaign_id,
+            ClickSummaryTag.tag,
+            ClickSummaryTag.first_seen_at,
+        )
+        .where(_summary_key_columns().in_(list(summaries)))
+        .order_by(ClickSummaryTag.first_seen_at, ClickSummaryTag.position, ClickSummaryTag.id)
+    )
+    for cid, uid, src, tag, seen_at in rows:
+        tags[cid, uid, src].append((tag, seen_at))
+    return tags
+
+
+async def tags_of(
+    executor: Executor, summaries: Sequence[SummaryKey]
+) -> dict[SummaryKey, list[str]]:
+    """Each summary's tags in first-seen order."""
+    rows = await tag_rows(executor, summaries)
+    return {key: [tag for tag, _ in tags] for key, tags in rows.items()}
+
+
+async def rebuild_tag_strings(executor: Executor, summaries: Sequence[SummaryKey]) -> None:
+    """Set `last_click_tag` (and `tags_seen_until`) from the tag rows. Called by a
+    transaction that holds these summary rows: every committed tag is visible to it."""
+    rows = await tag_rows(executor, summaries)
+    await executor.execute(
+        _TAG_STRING,
+        [
+            {
+                "b_cid": cid,
+                "b_uid": uid,
+                "b_src": src,
+                "b_tags": ",".join(tag for tag, _ in rows.get((cid, uid, src), [])) or None,
+                "b_until": max((seen for _, seen in rows.get((cid, uid, src), [])), default=None),
+            }
+            for cid, uid, src in summaries
+        ],
+    )

@@ -1,0 +1,73 @@
+"""core/cache.py: the TTL cache and the first-claim window, with a hand-moved clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tallyhub.core.cache import OnceWindow, TTLCache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_once_window_first_claim_wins_until_the_window_ends() -> None:
+    clock = Clock()
+    window = OnceWindow("test", 1000, clock=clock)
+    assert await window.claim("k")
+    clock.now += 0.1
+    assert not await window.claim("k")
+    assert await window.claim("other")
+    clock.now += 1.5
+    assert await window.claim("k")
+    assert not await window.claim("k")
+
+
+async def test_once_window_stays_bounded() -> None:
+    clock = Clock()
+    window = OnceWindow("test", 1000, clock=clock, max_entries=10)
+    for n in range(100):
+        assert await window.claim(str(n))
+    assert len(window._expiry) <= 10
+
+
+async def test_ttl_cache_loads_once_for_concurrent_misses_and_expires() -> None:
+    clock = Clock()
+    cache: TTLCache[int, str | None] = TTLCache("test", 5, clock=clock)
+    loads = 0
+
+    async def load() -> str:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.01)
+        return f"v{loads}"
+
+    values = await asyncio.gather(*(cache.get_or_load(1, load) for _ in range(10)))
+    assert values == ["v1"] * 10 and loads == 1
+    clock.now += 6
+    assert await cache.get_or_load(1, load) == "v2"
+    cache.invalidate(1)
+    assert await cache.get_or_load(1, load) == "v3"
+
+
+async def test_ttl_cache_serves_stale_only_while_the_loader_is_down() -> None:
+    clock = Clock()
+    cache: TTLCache[int, str] = TTLCache("test", 5, clock=clock)
+    cache.put(1, "old")
+    clock.now += 6
+
+    async def down() -> str:
+        raise ConnectionRefusedError("db down")
+
+    assert await cache.get_or_load(1, down, stale_on=(OSError,)) == "old"
+    with pytest.raises(ConnectionRefusedError):
+        await cache.get_or_load(2, down, stale_on=(OSError,))
+    cache.invalidate(1)  # a value known to be outdated is never served stale
+    with pytest.raises(ConnectionRefusedError):
+        await cache.get_or_load(1, down, stale_on=(OSError,))
