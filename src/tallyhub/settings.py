@@ -26,6 +26,9 @@ class BatchSettings(BaseModel):
     max_wait_ms: float = 2.0
     queue_size: int = 20_000
     retries: int = 5
+    # Batches applied at once. Events of one owner meet on its counter row, so a second
+    # batch mostly waits for the first; one writer task makes fewer, larger batches.
+    concurrency: int = 1
 
 
 class AuthSettings(BaseModel):
@@ -51,9 +54,6 @@ class ClickSpoolSettings(BaseModel):
 class ClicksSettings(BaseModel):
     dedup_window_ms: int = 1000
     batching: BatchSettings = Field(default_factory=BatchSettings)
-    # Batches applied at once. The clicks of one campaign meet on its counter row, so a
-    # second writer mostly waits for it; one writer makes fewer, larger batches.
-    writer_tasks: int = 1
     commit_timeout_ms: float = 2000.0  # longer than this, the click is spooled instead
     campaign_cache_seconds: float = 10.0
     spool: ClickSpoolSettings = Field(default_factory=ClickSpoolSettings)

@@ -279,7 +279,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         max_wait_ms=batching.max_wait_ms,
         queue_size=batching.queue_size,
         retries=batching.retries,
-        concurrency=settings.writer_tasks,
+        concurrency=settings.batching.concurrency,
     )
     spool = service.ClickSpool(
         service.spool_directory(runtime.settings.var_dir),

@@ -71,7 +71,7 @@ class BatchWriter(Generic[E, R]):
         max_wait_ms: float = 2.0,
         queue_size: int = 20_000,
         retries: int = 5,
-        concurrency: int = 2,
+        concurrency: int = 1,
     ) -> None:
         self.name = name
         self.db = db

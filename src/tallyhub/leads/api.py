@@ -66,6 +66,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         max_wait_ms=batching.max_wait_ms,
         queue_size=batching.queue_size,
         retries=batching.retries,
+        concurrency=batching.concurrency,
     )
     auth = runtime.settings.auth
     runtime.parts[LIMITER] = FailureLimiter(

@@ -20,7 +20,7 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.db import after_commit, increment, upsert, utcnow
+from tallyhub.core.db import after_commit, bucketed, increment, upsert, utcnow
 from tallyhub.core.http import DomainError, NotFound, Unauthorized
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
@@ -61,8 +61,11 @@ _ACCOUNTS = select(_A.group_id, _A.line_id, _A.id).where(
     _A.line_id.in_(bindparam("lines", expanding=True)),
     _A.deleted_at.is_(None),
 )
-_RECORDED = select(_L.group_id, _L.event_id, _L.is_duplicate, _L.today_after, _L.total_after).where(
-    _L.event_id.in_(bindparam("ids", expanding=True))
+_RECORDED = select(
+    _L.group_id, _L.event_id, _L.is_duplicate, _L.today_after, _L.total_after
+).where(  # both columns, so the (group_id, event_id) unique index answers it
+    _L.group_id.in_(bindparam("groups", expanding=True)),
+    _L.event_id.in_(bindparam("ids", expanding=True)),
 )
 _GROUP_POOL = select(_C.group_id, _C.line_id, _C.first_event_id).where(
     _C.group_id.in_(bindparam("groups", expanding=True)),
@@ -146,17 +149,17 @@ async def apply_incoming(
             client_refusal(row.is_active, row.deleted_at),
         )
         for row in await session.execute(
-            _GROUPS_BY_CODE, {"codes": sorted({e.activation_code for e in events})}
+            _GROUPS_BY_CODE, {"codes": bucketed(e.activation_code for e in events)}
         )
     }
     live_groups = {g.id for g in groups.values() if g.refusal is None}
     accounts: dict[tuple[int, str], int] = {}
     if live_groups:
-        lines = sorted({e.account_line_id for e in events})
+        lines = bucketed(e.account_line_id for e in events)
         accounts = {
             (g, line): aid
             for g, line, aid in await session.execute(
-                _ACCOUNTS, {"groups": sorted(live_groups), "lines": lines}
+                _ACCOUNTS, {"groups": bucketed(live_groups), "lines": lines}
             )
         }
 
@@ -173,7 +176,11 @@ async def apply_incoming(
     recorded = {
         (row.group_id, row.event_id): row
         for row in await session.execute(
-            _RECORDED, {"ids": sorted({event_id for _, event_id in first_index})}
+            _RECORDED,
+            {
+                "groups": bucketed(g.id for g in groups.values()) or [0],
+                "ids": bucketed(event_id for _, event_id in first_index),
+            },
         )
     }
 
@@ -226,56 +233,71 @@ async def apply_incoming(
 
 
 async def _decide_duplicates(session: AsyncSession, dialect: str, fresh: list[_Resolved]) -> None:
-    """Insert-or-nothing into both pools, then read back who inserted each contact: an
-    event is new exactly when the pool row carries its own event id."""
+    """Insert-or-nothing into both pools (the unique keys decide), then learn which rows
+    this batch inserted: from RETURNING where the dialect returns only inserted rows
+    (PostgreSQL, SQLite), else by reading back `first_event_id`, which only the inserting
+    event can have written. An event is new exactly when its own row went in."""
     group_pool: dict[tuple[int, str], _Resolved] = {}
     global_pool: dict[str, _Resolved] = {}
     for item in fresh:
         group_pool.setdefault((item.group.id, item.event.incoming_line_id), item)
         global_pool.setdefault(item.event.incoming_line_id, item)
+    group_rows = [
+        {
+            "group_id": gid,
+            "line_id": line,
+            "first_event_id": item.event.event_id,
+            "first_seen_at": item.event.incoming_time,
+        }
+        for (gid, line), item in sorted(group_pool.items())
+    ]
+    global_rows = [
+        {
+            "line_id": line,
+            "first_event_id": item.event.event_id,
+            "first_group_id": item.group.id,
+            "first_seen_at": item.event.incoming_time,
+        }
+        for line, item in sorted(global_pool.items())
+    ]
+    group_insert = upsert(dialect, Contact, keys=["group_id", "line_id"])
+    global_insert = upsert(dialect, GlobalContact, keys=["line_id"])
 
-    await session.execute(
-        upsert(dialect, Contact, keys=["group_id", "line_id"]),
-        [
-            {
-                "group_id": gid,
-                "line_id": line,
-                "first_event_id": item.event.event_id,
-                "first_seen_at": item.event.incoming_time,
-            }
-            for (gid, line), item in sorted(group_pool.items())
-        ],
-    )
-    await session.execute(
-        upsert(dialect, GlobalContact, keys=["line_id"]),
-        [
-            {
-                "line_id": line,
-                "first_event_id": item.event.event_id,
-                "first_group_id": item.group.id,
-                "first_seen_at": item.event.incoming_time,
-            }
-            for line, item in sorted(global_pool.items())
-        ],
-    )
-    lines = sorted(global_pool)
-    group_owner = {
-        (gid, line): owner
-        for gid, line, owner in await session.execute(
-            _GROUP_POOL, {"groups": sorted({g for g, _ in group_pool}), "lines": lines}
+    if dialect in ("postgresql", "sqlite"):
+        new_in_group = set(
+            (await session.execute(group_insert.returning(_C.group_id, _C.line_id), group_rows))
+            .tuples()
+            .all()
         )
-    }
-    global_owner = {
-        line: (gid, event_id)
-        for line, gid, event_id in await session.execute(_GLOBAL_POOL, {"lines": lines})
-    }
+        new_globally = set(
+            (await session.execute(global_insert.returning(_GC.line_id), global_rows))
+            .scalars()
+            .all()
+        )
+    else:
+        await session.execute(group_insert, group_rows)
+        await session.execute(global_insert, global_rows)
+        lines = bucketed(global_pool)
+        new_in_group = {
+            (gid, line)
+            for gid, line, owner in await session.execute(
+                _GROUP_POOL, {"groups": bucketed(g for g, _ in group_pool), "lines": lines}
+            )
+            if owner == group_pool[gid, line].event.event_id
+        }
+        new_globally = {
+            line
+            for line, gid, owner in await session.execute(_GLOBAL_POOL, {"lines": lines})
+            if (gid, owner) == (global_pool[line].group.id, global_pool[line].event.event_id)
+        }
 
     for item in fresh:
         line = item.event.incoming_line_id
         if item.group.dedup_scope == "global":
-            item.is_duplicate = global_owner.get(line) != (item.group.id, item.event.event_id)
+            item.is_duplicate = not (line in new_globally and global_pool[line] is item)
         else:
-            item.is_duplicate = group_owner.get((item.group.id, line)) != item.event.event_id
+            key = (item.group.id, line)
+            item.is_duplicate = not (key in new_in_group and group_pool[key] is item)
 
 
 async def _apply_counters_and_logs(
@@ -371,12 +393,12 @@ async def _apply_counters_and_logs(
     ids = sorted(account_n)
     totals: dict[int, tuple[int, int]] = {
         aid: (total, dup)
-        for aid, total, dup in await session.execute(_ACCOUNT_TOTALS, {"ids": ids})
+        for aid, total, dup in await session.execute(_ACCOUNT_TOTALS, {"ids": bucketed(ids)})
     }
     todays = {
         (aid, day): n
         for aid, day, n in await session.execute(
-            _ACCOUNT_TODAYS, {"ids": ids, "days": sorted({item.today for item in fresh})}
+            _ACCOUNT_TODAYS, {"ids": bucketed(ids), "days": bucketed(item.today for item in fresh)}
         )
     }
 
