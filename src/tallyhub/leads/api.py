@@ -10,7 +10,6 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
@@ -35,6 +34,7 @@ from tallyhub.core.http import (
     page_of,
     paginate,
     read_only_session,
+    validation_error_response,
 )
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.leads import schemas, service
@@ -186,10 +186,11 @@ hot = APIRouter(prefix="/api/client", tags=["leads: desktop client"])
     },
 )
 async def client_incoming(request: Request) -> Response:
+    """Also served by core.http.HotPaths ahead of FastAPI (see `hot_paths`)."""
     try:
         body = schemas.IncomingReport.model_validate_json(await request.body())
     except ValidationError as error:
-        raise RequestValidationError(error.errors(include_url=False)) from error
+        return validation_error_response(error.errors(include_url=False))
     limiter = _limiter(request)
     address = _address(request)
     await limiter.check(address)
@@ -206,6 +207,9 @@ async def client_incoming(request: Request) -> Response:
         await limiter.failed(address)
         raise
     return Response(result.model_dump_json(), media_type="application/json")
+
+
+hot_paths = {("POST", "/api/client/incoming"): client_incoming}
 
 
 @client.post("/incoming/batch", summary="Report up to 1000 incoming leads; one result each")
