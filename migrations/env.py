@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import tallyhub.clicks.models
 import tallyhub.core.auth
 import tallyhub.core.jobs
+import tallyhub.core.recalibration
 import tallyhub.leads.models  # noqa: F401
 from tallyhub.core.db import Base
 from tallyhub.settings import get_settings

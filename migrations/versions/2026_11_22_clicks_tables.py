@@ -33,16 +33,6 @@ def upgrade() -> None:
     sa.Column('first_clicked_at', tallyhub.core.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('campaign_id', 'line_id', name=op.f('pk_campaign_users'))
     )
-    op.create_table('click_recalibrations',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('started_at', tallyhub.core.db.UTCDateTime(), nullable=False),
-    sa.Column('finished_at', tallyhub.core.db.UTCDateTime(), nullable=False),
-    sa.Column('campaigns_checked', sa.Integer(), nullable=False),
-    sa.Column('summaries_checked', sa.Integer(), nullable=False),
-    sa.Column('drift_count', sa.Integer(), nullable=False),
-    sa.Column('drifts', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_click_recalibrations'))
-    )
     op.create_table('click_summaries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('campaign_id', sa.Integer(), nullable=False),
@@ -156,7 +146,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_click_summaries_line')
 
     op.drop_table('click_summaries')
-    op.drop_table('click_recalibrations')
     op.drop_table('campaign_users')
     op.drop_table('campaign_daily_stats')
     # ### end Alembic commands ###

@@ -45,16 +45,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_job_runs_job_name'), ['job_name'], unique=False)
         batch_op.create_index(batch_op.f('ix_job_runs_status'), ['status'], unique=False)
 
-    op.create_table('lead_recalibrations',
+    op.create_table('recalibration_runs',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('domain', sa.String(length=32), nullable=False),
     sa.Column('started_at', tallyhub.core.db.UTCDateTime(), nullable=False),
     sa.Column('finished_at', tallyhub.core.db.UTCDateTime(), nullable=False),
-    sa.Column('groups_checked', sa.Integer(), nullable=False),
-    sa.Column('accounts_checked', sa.Integer(), nullable=False),
+    sa.Column('checked', sa.JSON(), nullable=False),
     sa.Column('drift_count', sa.Integer(), nullable=False),
     sa.Column('drifts', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_lead_recalibrations'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_recalibration_runs'))
     )
+    with op.batch_alter_table('recalibration_runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_recalibration_runs_domain'), ['domain'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -203,7 +206,10 @@ def downgrade() -> None:
 
     op.drop_table('lead_groups')
     op.drop_table('users')
-    op.drop_table('lead_recalibrations')
+    with op.batch_alter_table('recalibration_runs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_recalibration_runs_domain'))
+
+    op.drop_table('recalibration_runs')
     with op.batch_alter_table('job_runs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_job_runs_status'))
         batch_op.drop_index(batch_op.f('ix_job_runs_job_name'))

@@ -136,7 +136,8 @@ async def test_recalibration_records_every_drift_and_corrects_it(harness: Harnes
         ("line_account_day", f"{a2}@2026-01-11", "duplicate_incoming", 0, 1),
     }
     assert run["drift_count"] == 8 == len(run["drifts"])
-    assert (run["groups_checked"], run["accounts_checked"]) == (2, 3)
+    assert run["checked"] == {"groups": 2, "accounts": 3}
+    assert run["domain"] == "leads"
 
     # Corrected: the figures are those of the log again.
     f1, f2 = await group_figures(harness, admin, g1), await group_figures(harness, admin, g2)

@@ -15,13 +15,11 @@ from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tallyhub.clicks import schemas, service
-from tallyhub.clicks.models import ClickRecalibration
 from tallyhub.clicks.service.recording import (
     TRACK_DEDUP,
     TRACK_DURATION,
@@ -45,9 +43,9 @@ from tallyhub.core.http import (
     Session,
     TransactionalRoute,
     page_of,
-    paginate,
     read_only_session,
 )
+from tallyhub.core.recalibration import RecalibrationOut, runs_page
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.settings import Settings
 
@@ -471,20 +469,17 @@ async def update_member(
 
 @admin.post("/recalibrate", summary="Recompute every click counter from the logs now (admin)")
 @read_only_session
-async def recalibrate_now(request: Request, _: AdminUser) -> schemas.RecalibrationOut:
+async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
     runtime = runtime_of(request)
     run = await service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk)
-    return schemas.RecalibrationOut.model_validate(run)
+    return RecalibrationOut.model_validate(run)
 
 
 @admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
 async def recalibrations(
     session: Session, _: CurrentUser, paging: Paging
-) -> Page[schemas.RecalibrationOut]:
-    rows, total = await paginate(
-        session, select(ClickRecalibration).order_by(ClickRecalibration.id.desc()), paging
-    )
-    return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
+) -> Page[RecalibrationOut]:
+    return await runs_page(session, "clicks", paging)
 
 
 __all__ = ["BareRedirect", "TrackRoute", "TrackShortcut", "Tracker", "admin", "lifespan", "mount"]

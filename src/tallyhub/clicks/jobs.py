@@ -8,6 +8,7 @@ from tallyhub.clicks import service
 from tallyhub.clicks.api import RECORDER, SPOOL
 from tallyhub.clicks.service.recording import TRACK_REPLAYED
 from tallyhub.core.jobs import job
+from tallyhub.core.recalibration import job_counts
 from tallyhub.core.runtime import Runtime
 
 
@@ -39,9 +40,4 @@ async def replay_spool(runtime: Runtime) -> dict[str, Any]:
 )
 async def recalibrate(runtime: Runtime) -> dict[str, Any]:
     run = await service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk)
-    return {
-        "recalibration_id": run.id,
-        "campaigns": run.campaigns_checked,
-        "summaries": run.summaries_checked,
-        "drifts": run.drift_count,
-    }
+    return job_counts(run)

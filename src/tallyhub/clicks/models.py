@@ -1,6 +1,6 @@
 """Tables of the clicks domain: campaigns and their counters, LINE members, the per-user
 click summaries with their tag sets, the messages and interaction logs each click writes,
-and the recalibration runs that check the counters against the logs.
+
 
 The tables a click batch writes carry no foreign key to `campaigns`: on MySQL/MariaDB a
 foreign-key check takes a shared lock on the parent row, and two batches that both hold it
@@ -169,17 +169,3 @@ class InteractionLog(Base):
     triggered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     business_date: Mapped[date] = mapped_column(Date)
     user_agent: Mapped[str | None] = mapped_column(Text)
-
-
-class ClickRecalibration(Base):
-    """A recalibration run: what was checked and every drift found and corrected."""
-
-    __tablename__ = "click_recalibrations"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    campaigns_checked: Mapped[int] = mapped_column(Integer)
-    summaries_checked: Mapped[int] = mapped_column(Integer)
-    drift_count: Mapped[int] = mapped_column(Integer)
-    drifts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

@@ -145,26 +145,3 @@ class Member(BaseModel):
     display_name: str | None
     created_at: datetime
     updated_at: datetime
-
-
-# ---------------------------------------------------------------- recalibration
-
-
-class Drift(BaseModel):
-    entity: str
-    entity_id: str
-    field: str
-    stored: int | str | None
-    actual: int | str | None
-
-
-class RecalibrationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    started_at: datetime
-    finished_at: datetime
-    campaigns_checked: int
-    summaries_checked: int
-    drift_count: int
-    drifts: list[Drift]

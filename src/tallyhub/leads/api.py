@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from tallyhub.core import metrics
@@ -32,13 +31,13 @@ from tallyhub.core.http import (
     TransactionalRoute,
     Unauthorized,
     page_of,
-    paginate,
     read_only_session,
     validation_error_response,
 )
+from tallyhub.core.recalibration import RecalibrationOut, runs_page
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.leads import schemas, service
-from tallyhub.leads.models import Group, Recalibration
+from tallyhub.leads.models import Group
 
 WRITER = "leads.incoming_writer"
 LIMITER = "leads.code_limiter"
@@ -341,20 +340,17 @@ async def group_incoming(
 
 @admin.post("/recalibrate", summary="Recompute every counter from the logs now (admin)")
 @read_only_session
-async def recalibrate_now(request: Request, _: AdminUser) -> schemas.RecalibrationOut:
+async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
     runtime = runtime_of(request)
     run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
-    return schemas.RecalibrationOut.model_validate(run)
+    return RecalibrationOut.model_validate(run)
 
 
 @admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
 async def recalibrations(
     session: Session, _: CurrentUser, paging: Paging
-) -> Page[schemas.RecalibrationOut]:
-    rows, total = await paginate(
-        session, select(Recalibration).order_by(Recalibration.id.desc()), paging
-    )
-    return page_of([schemas.RecalibrationOut.model_validate(r) for r in rows], total, paging)
+) -> Page[RecalibrationOut]:
+    return await runs_page(session, "leads", paging)
 
 
 # ---------------------------------------------------------------- live push

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tallyhub.core.jobs import job
+from tallyhub.core.recalibration import job_counts
 from tallyhub.core.runtime import Runtime
 from tallyhub.leads import service
 
@@ -16,9 +17,4 @@ from tallyhub.leads import service
 )
 async def recalibrate(runtime: Runtime) -> dict[str, Any]:
     run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
-    return {
-        "recalibration_id": run.id,
-        "groups": run.groups_checked,
-        "accounts": run.accounts_checked,
-        "drifts": run.drift_count,
-    }
+    return job_counts(run)

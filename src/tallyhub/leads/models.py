@@ -4,10 +4,8 @@ and the counters (all-time stats rows and per-business-day rows) that move with 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
@@ -160,17 +158,3 @@ class IncomingLog(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     total_after: Mapped[int] = mapped_column(Integer)
     today_after: Mapped[int] = mapped_column(Integer)
-
-
-class Recalibration(Base):
-    """A recalibration run: what was checked and every drift found and corrected."""
-
-    __tablename__ = "lead_recalibrations"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    groups_checked: Mapped[int] = mapped_column(Integer)
-    accounts_checked: Mapped[int] = mapped_column(Integer)
-    drift_count: Mapped[int] = mapped_column(Integer)
-    drifts: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

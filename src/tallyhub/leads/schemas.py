@@ -200,26 +200,3 @@ class ClientSummary(BaseModel):
     today_incoming: int
     total_incoming: int
     duplicate_incoming: int
-
-
-# ---------------------------------------------------------------- recalibration
-
-
-class Drift(BaseModel):
-    entity: str
-    entity_id: str
-    field: str
-    stored: int
-    actual: int
-
-
-class RecalibrationOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    started_at: datetime
-    finished_at: datetime
-    groups_checked: int
-    accounts_checked: int
-    drift_count: int
-    drifts: list[Drift]

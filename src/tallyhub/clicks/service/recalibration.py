@@ -21,7 +21,6 @@ from tallyhub.clicks.models import (
     Campaign,
     CampaignDailyStats,
     CampaignUser,
-    ClickRecalibration,
     ClickSummary,
     ClickSummaryTag,
     InteractionLog,
@@ -29,60 +28,16 @@ from tallyhub.clicks.models import (
 from tallyhub.clicks.service.summaries import SummaryKey, rebuild_tag_strings, tag_rows
 from tallyhub.clicks.service.tracking import normalize_tags
 from tallyhub.core.db import Database, utcnow
-
-MAX_DRIFTS_KEPT = 1000
-
-
-def _drift(entity: str, entity_id: Any, field: str, stored: Any, actual: Any) -> dict[str, Any]:
-    def plain(value: Any) -> Any:
-        return value.isoformat() if isinstance(value, datetime | date) else value
-
-    return {
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "field": field,
-        "stored": plain(stored),
-        "actual": plain(actual),
-    }
+from tallyhub.core.recalibration import ChunkResult, RecalibrationRun, drift, recalibrate_in_chunks
 
 
-async def recalibrate(db: Database, chunk_size: int = 20) -> ClickRecalibration:
-    started = utcnow()
+async def recalibrate(db: Database, chunk_size: int = 20) -> RecalibrationRun:
     async with db.transaction(readonly=True) as session:
         campaign_ids = list(await session.scalars(select(Campaign.id).order_by(Campaign.id)))
-    drifts: list[dict[str, Any]] = []
-    summaries_checked = 0
-    for start in range(0, len(campaign_ids), chunk_size):
-        chunk = campaign_ids[start : start + chunk_size]
-
-        async def work(
-            session: AsyncSession, chunk: Sequence[int] = chunk
-        ) -> tuple[int, list[dict[str, Any]]]:
-            return await _recalibrate_chunk(session, chunk)
-
-        checked, found = await db.run(work)
-        summaries_checked += checked
-        drifts.extend(found)
-
-    async def record(session: AsyncSession) -> ClickRecalibration:
-        run = ClickRecalibration(
-            started_at=started,
-            finished_at=utcnow(),
-            campaigns_checked=len(campaign_ids),
-            summaries_checked=summaries_checked,
-            drift_count=len(drifts),
-            drifts=drifts[:MAX_DRIFTS_KEPT],
-        )
-        session.add(run)
-        await session.flush()
-        return run
-
-    return await db.run(record)
+    return await recalibrate_in_chunks(db, "clicks", campaign_ids, chunk_size, _recalibrate_chunk)
 
 
-async def _recalibrate_chunk(
-    session: AsyncSession, campaign_ids: Sequence[int]
-) -> tuple[int, list[dict[str, Any]]]:
+async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int]) -> ChunkResult:
     drifts: list[dict[str, Any]] = []
     logs = InteractionLog
 
@@ -184,7 +139,7 @@ async def _recalibrate_chunk(
     await _fix_summaries(session, stored_summaries, per_summary, drifts)
     await _fix_tags(session, campaign_ids, stored_summaries, per_summary, actual_tags, drifts)
     await _fix_campaign_users(session, campaign_ids, first_users, drifts)
-    return len(stored_summaries), drifts
+    return {"campaigns": len(campaign_ids), "summaries": len(stored_summaries)}, drifts
 
 
 async def _fix_campaigns(
@@ -198,7 +153,7 @@ async def _fix_campaigns(
         fixes: dict[str, int] = {}
         for field, value in (("clicked_count", clicks), ("unique_users", users)):
             if getattr(campaign, field) != value:
-                drifts.append(_drift("campaign", cid, field, getattr(campaign, field), value))
+                drifts.append(drift("campaign", cid, field, getattr(campaign, field), value))
                 fixes[field] = value
         if fixes:
             await session.execute(update(Campaign).where(Campaign.id == cid).values(fixes))
@@ -218,7 +173,7 @@ async def _fix_days(
         if current == value:
             continue
         drifts.append(
-            _drift("campaign_day", f"{key[0]}@{key[1].isoformat()}", "clicks", current, value)
+            drift("campaign_day", f"{key[0]}@{key[1].isoformat()}", "clicks", current, value)
         )
         if row is None:
             missing.append({"campaign_id": key[0], "business_date": key[1], "clicks": value})
@@ -251,7 +206,7 @@ async def _fix_summaries(
         entry: tuple[int, datetime | None] = actual.get(key, (0, None))
         total, last = entry
         if row is None:
-            drifts.append(_drift("summary", _summary_id(key), "total_clicks", 0, total))
+            drifts.append(drift("summary", _summary_id(key), "total_clicks", 0, total))
             missing.append(
                 {
                     "campaign_id": key[0],
@@ -267,12 +222,12 @@ async def _fix_summaries(
         fixes: dict[str, Any] = {}
         if row.total_clicks != total:
             drifts.append(
-                _drift("summary", _summary_id(key), "total_clicks", row.total_clicks, total)
+                drift("summary", _summary_id(key), "total_clicks", row.total_clicks, total)
             )
             fixes["total_clicks"] = total
         if last is not None and row.last_clicked_at != last:
             drifts.append(
-                _drift("summary", _summary_id(key), "last_clicked_at", row.last_clicked_at, last)
+                drift("summary", _summary_id(key), "last_clicked_at", row.last_clicked_at, last)
             )
             fixes["last_clicked_at"] = last
         if fixes:
@@ -314,7 +269,7 @@ async def _fix_tags(
         if set(want) == have:
             continue
         drifts.append(
-            _drift(
+            drift(
                 "summary", _summary_id(key), "tags", ",".join(sorted(have)), ",".join(sorted(want))
             )
         )
@@ -358,7 +313,7 @@ async def _fix_tags(
             for field, right in (("last_click_tag", string), ("tags_seen_until", until)):
                 found = getattr(row, field) if row is not None else None
                 if found != right:
-                    drifts.append(_drift("summary", _summary_id(key), field, found, right))
+                    drifts.append(drift("summary", _summary_id(key), field, found, right))
                     rebuild.add(key)
     if rebuild:
         await rebuild_tag_strings(session, sorted(rebuild))
@@ -384,9 +339,9 @@ async def _fix_campaign_users(
     missing = sorted(set(actual) - stored)
     extra = sorted(stored - set(actual))
     for cid, uid in missing:
-        drifts.append(_drift("campaign_user", f"{cid}:{uid}", "exists", 0, 1))
+        drifts.append(drift("campaign_user", f"{cid}:{uid}", "exists", 0, 1))
     for cid, uid in extra:
-        drifts.append(_drift("campaign_user", f"{cid}:{uid}", "exists", 1, 0))
+        drifts.append(drift("campaign_user", f"{cid}:{uid}", "exists", 1, 0))
     if missing:
         await session.execute(
             insert(CampaignUser),

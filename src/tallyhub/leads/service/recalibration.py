@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import Integer, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.db import Database, utcnow
+from tallyhub.core.db import Database
+from tallyhub.core.recalibration import ChunkResult, RecalibrationRun, drift, recalibrate_in_chunks
 from tallyhub.leads.models import (
     Group,
     GroupDailyStats,
@@ -24,7 +25,6 @@ from tallyhub.leads.models import (
     LineAccount,
     LineAccountDailyStats,
     LineAccountStats,
-    Recalibration,
 )
 
 ACCOUNT_FIELDS = ("total_accounts", "online_accounts", "line_accounts", "line_business_accounts")
@@ -34,48 +34,10 @@ def _count_true(column: Any) -> Any:
     return func.coalesce(func.sum(cast(column, Integer)), 0)
 
 
-def _drift(entity: str, entity_id: Any, field: str, stored: int, actual: int) -> dict[str, Any]:
-    return {
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "field": field,
-        "stored": int(stored),
-        "actual": int(actual),
-    }
-
-
-async def recalibrate(db: Database, chunk_size: int = 500) -> Recalibration:
-    started = utcnow()
+async def recalibrate(db: Database, chunk_size: int = 500) -> RecalibrationRun:
     async with db.transaction(readonly=True) as session:
         group_ids = list(await session.scalars(select(Group.id).order_by(Group.id)))
-    drifts: list[dict[str, Any]] = []
-    accounts_checked = 0
-    for start in range(0, len(group_ids), chunk_size):
-        chunk = group_ids[start : start + chunk_size]
-
-        async def work(
-            session: AsyncSession, chunk: Sequence[int] = chunk
-        ) -> tuple[int, list[Any]]:
-            return await _recalibrate_chunk(session, chunk)
-
-        checked, found = await db.run(work)
-        accounts_checked += checked
-        drifts.extend(found)
-
-    async def record(session: AsyncSession) -> Recalibration:
-        run = Recalibration(
-            started_at=started,
-            finished_at=utcnow(),
-            groups_checked=len(group_ids),
-            accounts_checked=accounts_checked,
-            drift_count=len(drifts),
-            drifts=drifts,
-        )
-        session.add(run)
-        await session.flush()
-        return run
-
-    return await db.run(record)
+    return await recalibrate_in_chunks(db, "leads", group_ids, chunk_size, _recalibrate_chunk)
 
 
 _GS = GroupStats.__table__.c
@@ -86,9 +48,7 @@ _A = LineAccount.__table__.c
 _L = IncomingLog.__table__.c
 
 
-async def _recalibrate_chunk(
-    session: AsyncSession, group_ids: Sequence[int]
-) -> tuple[int, list[dict[str, Any]]]:
+async def _recalibrate_chunk(session: AsyncSession, group_ids: Sequence[int]) -> ChunkResult:
     drifts: list[dict[str, Any]] = []
     # Lock the chunk's group stats rows first. Every writer of a group's counters (incoming
     # batches, account reports, status changes, deletions) takes that row before anything
@@ -212,7 +172,7 @@ async def _recalibrate_chunk(
         lambda key: {"line_account_id": key[0], "group_id": account_group[key[0]]},
         drifts,
     )
-    return len(stored_accounts), drifts
+    return {"groups": len(group_ids), "accounts": len(stored_accounts)}, drifts
 
 
 GROUP_FIELDS = (*ACCOUNT_FIELDS, "total_incoming", "duplicate_incoming")
@@ -232,7 +192,7 @@ def _compare(
     fixes = {}
     for field, current, value in zip(fields, stored, actual, strict=True):
         if current != value:
-            drifts.append(_drift(entity, entity_id, field, current, value))
+            drifts.append(drift(entity, entity_id, field, current, value))
             fixes[field] = int(value)
     return fixes
 
