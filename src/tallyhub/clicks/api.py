@@ -108,7 +108,8 @@ class Tracker:
         self.dedup = dedup
         self.recorder = recorder
         self.key = key
-        self._requests: dict[int, Any] = {}
+        self._requests: dict[int, Any] = {}  # bound metric children, by status / reason
+        self._rejected: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -167,7 +168,12 @@ class Tracker:
                     "host_not_allowed", f"to: {host} is not an allowed host of campaign {cid}"
                 )
         except service.Refused as refused:
-            TRACK_REJECTED.labels(reason=refused.reason).inc()
+            rejected = self._rejected.get(refused.reason)
+            if rejected is None:
+                rejected = self._rejected[refused.reason] = TRACK_REJECTED.labels(
+                    reason=refused.reason
+                )
+            rejected.inc()
             return _json(refused.status, refused.reason, refused.message)
 
         if scope["method"] == "HEAD":

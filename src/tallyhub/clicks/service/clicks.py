@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import bindparam, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import (
@@ -35,7 +35,7 @@ from tallyhub.clicks.models import (
 )
 from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of
 from tallyhub.core.daywindow import business_date
-from tallyhub.core.db import after_commit, increment, upsert, utcnow
+from tallyhub.core.db import after_commit, bucketed, increment, upsert, utcnow
 from tallyhub.core.http import NotFound
 
 RECORDED = "recorded"
@@ -133,6 +133,28 @@ class _Fresh:
 
 _CAMPAIGN_COUNTERS = increment(CAMPAIGNS, ["id"], ["clicked_count", "unique_users"])
 
+# Lookups by expanding IN lists, always given `bucketed()` values: few list lengths, so
+# the driver's prepared statements are reused.
+_RECORDED = select(InteractionLog.event_id).where(
+    InteractionLog.event_id.in_(bindparam("ids", expanding=True))
+)
+_ZONES = select(Campaign.id, Campaign.timezone).where(
+    Campaign.id.in_(bindparam("ids", expanding=True))
+)
+_MEMBERS = select(Member.line_uid, Member.id).where(
+    Member.line_uid.in_(bindparam("uids", expanding=True))
+)
+_CAMPAIGN_USER_KEY = tuple_(CampaignUser.campaign_id, CampaignUser.line_id)
+_CAMPAIGN_USERS = select(CampaignUser.campaign_id, CampaignUser.line_id).where(
+    _CAMPAIGN_USER_KEY.in_(bindparam("keys", expanding=True))
+)
+_CAMPAIGN_USER_OWNERS = select(
+    CampaignUser.campaign_id, CampaignUser.line_id, CampaignUser.first_event_id
+).where(_CAMPAIGN_USER_KEY.in_(bindparam("keys", expanding=True)))
+# Dialects whose INSERT … ON CONFLICT DO NOTHING RETURNING returns exactly the rows it
+# inserted (MariaDB has no such RETURNING: it reads back instead).
+_RETURNS_INSERTED = ("postgresql", "sqlite")
+
 
 # ---------------------------------------------------------------- the batch
 
@@ -166,13 +188,7 @@ async def apply_clicks(
     ]
     recorded: set[str] = set()
     if to_check:
-        recorded = set(
-            (
-                await conn.execute(
-                    select(InteractionLog.event_id).where(InteractionLog.event_id.in_(to_check))
-                )
-            ).scalars()
-        )
+        recorded = set((await conn.execute(_RECORDED, {"ids": bucketed(to_check)})).scalars())
     zones = await _zones(conn, [events[i] for i in first_index.values()])
     fresh: list[_Fresh] = []
     days: dict[tuple[str, int], date] = {}
@@ -218,7 +234,7 @@ async def _zones(conn: AsyncConnection, events: Sequence[ClickEvent]) -> dict[in
     wanted = {e.campaign_id for e in events if e.timezone is None}
     if not wanted:
         return {}
-    rows = await conn.execute(select(Campaign.id, Campaign.timezone).where(Campaign.id.in_(wanted)))
+    rows = await conn.execute(_ZONES, {"ids": bucketed(wanted)})
     return dict(rows.tuples().all())
 
 
@@ -234,18 +250,23 @@ async def _members(
     unknown = sorted(uids - known.keys())
     if not unknown:
         return known
-    by_uid = select(Member.line_uid, Member.id)
-    known.update((await conn.execute(by_uid.where(Member.line_uid.in_(unknown)))).tuples().all())
+    known.update((await conn.execute(_MEMBERS, {"uids": bucketed(unknown)})).tuples().all())
     missing = [uid for uid in unknown if uid not in known]
     if missing:
         now = utcnow()
-        await conn.execute(
-            upsert(dialect, Member, keys=["line_uid"]),
-            [{"line_uid": uid, "created_at": now, "updated_at": now} for uid in missing],
-        )
-        known.update(
-            (await conn.execute(by_uid.where(Member.line_uid.in_(missing)))).tuples().all()
-        )
+        rows = [{"line_uid": uid, "created_at": now, "updated_at": now} for uid in missing]
+        statement = upsert(dialect, Member, keys=["line_uid"])
+        if dialect in _RETURNS_INSERTED:
+            known.update(
+                (await conn.execute(statement.returning(Member.line_uid, Member.id), rows))
+                .tuples()
+                .all()
+            )
+            missing = [uid for uid in missing if uid not in known]  # inserted meanwhile
+        else:
+            await conn.execute(statement, rows)
+        if missing:
+            known.update((await conn.execute(_MEMBERS, {"uids": bucketed(missing)})).tuples().all())
     return known
 
 
@@ -253,7 +274,10 @@ async def _campaign_users(
     conn: AsyncConnection, dialect: str, fresh: list[_Fresh], cache: KnownRows
 ) -> tuple[Counter[int], list[tuple[int, str]]]:
     """Insert-or-nothing one row per (campaign, user); returns the users new to each
-    campaign, counting only the rows this transaction really inserted, and every key."""
+    campaign, counting only the rows this transaction really inserted, and every key.
+
+    PostgreSQL and SQLite learn the inserted rows from RETURNING (one statement); MariaDB
+    reads the rows back and counts those whose `first_event_id` is this batch's."""
     firsts: dict[tuple[int, str], ClickEvent] = {}
     for item in fresh:
         event = item.event
@@ -263,41 +287,37 @@ async def _campaign_users(
                 firsts[key] = event
     new_users: Counter[int] = Counter()
     keys = list(firsts)
-    unknown = [key for key in keys if key not in cache.campaign_users]
+    unknown = sorted(key for key in keys if key not in cache.campaign_users)
     if not unknown:
         return new_users, keys
-    key_columns = tuple_(CampaignUser.campaign_id, CampaignUser.line_id)
-    existing = set(
-        (
-            await conn.execute(
-                select(CampaignUser.campaign_id, CampaignUser.line_id).where(
-                    key_columns.in_(unknown)
-                )
-            )
-        )
-        .tuples()
-        .all()
-    )
-    missing = sorted(key for key in unknown if key not in existing)
-    if not missing:
-        return new_users, keys
-    await conn.execute(
-        upsert(dialect, CampaignUser, keys=["campaign_id", "line_id"]),
-        [
+    statement = upsert(dialect, CampaignUser, keys=["campaign_id", "line_id"])
+
+    def rows(pairs: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+        return [
             {
                 "campaign_id": cid,
                 "line_id": uid,
                 "first_event_id": firsts[cid, uid].event_id,
                 "first_clicked_at": firsts[cid, uid].triggered_at,
             }
-            for cid, uid in missing
-        ],
-    )
-    owners = await conn.execute(
-        select(CampaignUser.campaign_id, CampaignUser.line_id, CampaignUser.first_event_id).where(
-            key_columns.in_(missing)
+            for cid, uid in pairs
+        ]
+
+    if dialect in _RETURNS_INSERTED:
+        inserted = await conn.execute(
+            statement.returning(CampaignUser.campaign_id, CampaignUser.line_id), rows(unknown)
         )
+        for cid, _uid in inserted:
+            new_users[cid] += 1
+        return new_users, keys
+    existing = set(
+        (await conn.execute(_CAMPAIGN_USERS, {"keys": bucketed(unknown)})).tuples().all()
     )
+    missing = [key for key in unknown if key not in existing]
+    if not missing:
+        return new_users, keys
+    await conn.execute(statement, rows(missing))
+    owners = await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": bucketed(missing)})
     for cid, uid, event_id in owners:
         if firsts[cid, uid].event_id == event_id:
             new_users[cid] += 1

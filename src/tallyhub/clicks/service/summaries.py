@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
-from tallyhub.core.db import upsert, utcnow
+from tallyhub.core.db import bucketed, upsert, utcnow
 
 if TYPE_CHECKING:
     from tallyhub.clicks.service.clicks import ClickEvent
@@ -110,7 +110,7 @@ async def move_summaries(
                         SUMMARIES.c.campaign_id,
                         SUMMARIES.c.line_id,
                         SUMMARIES.c.source_campaign_id,
-                    ).in_(sorted(tagged))
+                    ).in_(bucketed(tagged))
                 )
             )
         ).all()
@@ -212,7 +212,7 @@ async def tag_rows(
             ClickSummaryTag.tag,
             ClickSummaryTag.first_seen_at,
         )
-        .where(_summary_key_columns().in_(list(summaries)))
+        .where(_summary_key_columns().in_(bucketed(summaries)))
         .order_by(ClickSummaryTag.first_seen_at, ClickSummaryTag.position, ClickSummaryTag.id)
     )
     for cid, uid, src, tag, seen_at in rows:
