@@ -299,7 +299,7 @@ async def time_recalibration(db: TempDatabase) -> tuple[float, int, int, int]:
         elapsed = time.perf_counter() - began
     finally:
         await database.dispose()
-    return elapsed, run.drift_count, run.groups_checked, run.accounts_checked
+    return elapsed, run.drift_count, run.checked["groups"], run.checked["accounts"]
 
 
 # ---------------------------------------------------------------- through the server

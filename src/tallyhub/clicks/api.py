@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -38,6 +37,7 @@ from tallyhub.core.batching import BatchWriter
 from tallyhub.core.cache import OnceWindow
 from tallyhub.core.db import after_commit, utcnow
 from tallyhub.core.http import (
+    Days,
     Page,
     Paging,
     Session,
@@ -454,14 +454,10 @@ async def campaign_interactions(
     summary="Clicks per day (campaign time zone), one row per day with clicks",
 )
 async def campaign_daily(
-    session: Session,
-    principal: CurrentUser,
-    campaign_id: int,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    session: Session, principal: CurrentUser, campaign_id: int, days: Days
 ) -> list[schemas.CampaignDaily]:
     campaign = await service.get_campaign(session, principal, campaign_id)
-    return await service.daily(session, campaign, start, end)
+    return await service.daily(session, campaign, days.start, days.end)
 
 
 @admin.patch("/members/{line_uid}", summary="Set a member's display name")

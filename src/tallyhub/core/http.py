@@ -8,6 +8,7 @@ or serialization failure. Endpoints get the session through the `Session` depend
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
@@ -249,6 +250,25 @@ def _page_params(
 
 
 Paging = Annotated[PageParams, Depends(_page_params)]
+
+
+class DayRange(BaseModel):
+    """Business dates `from`..`to`, both included; either may be open."""
+
+    start: date | None
+    end: date | None
+
+
+def _day_range(
+    start: Annotated[date | None, Query(alias="from", description="First day (YYYY-MM-DD)")] = None,
+    end: Annotated[date | None, Query(alias="to", description="Last day (YYYY-MM-DD)")] = None,
+) -> DayRange:
+    if start and end and start > end:
+        raise BadRequest(f"from ({start}) is after to ({end})", code="bad_day_range")
+    return DayRange(start=start, end=end)
+
+
+Days = Annotated[DayRange, Depends(_day_range)]
 
 
 async def paginate(

@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
@@ -23,6 +22,7 @@ from tallyhub.core.auth import (
 )
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.http import (
+    Days,
     DomainError,
     Forbidden,
     Page,
@@ -319,14 +319,10 @@ async def delete_account(
 
 @admin.get("/groups/{group_id}/daily", summary="One row per business day")
 async def group_daily(
-    session: Session,
-    principal: CurrentUser,
-    group_id: int,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    session: Session, principal: CurrentUser, group_id: int, days: Days
 ) -> list[schemas.GroupDaily]:
     group = await service.get_group(session, principal, group_id)
-    return await service.daily(session, group, start, end)
+    return await service.daily(session, group, days.start, days.end)
 
 
 @admin.get("/groups/{group_id}/incoming", summary="Incoming log, newest first")
