@@ -163,9 +163,9 @@ async def list_groups(
     search: str | None = None,
     is_active: bool | None = None,
 ) -> tuple[list[schemas.GroupWithStats], int]:
-    """One page of groups with their stats rows, newest first, and the total in the same
-    scan (a window count); `search` matches remark or description literally, or the
-    exact activation code."""
+    """One page of groups with their stats rows, newest first, and the total. A search
+    scans the groups anyway, so it counts in the same scan (a window count); the plain
+    list counts separately, so its page stays an index scan that stops after one page."""
     filters: list[Any] = [Group.deleted_at.is_(None), principal.visible(Group.owner_id)]
     if search:
         needle = search.lower()
@@ -178,9 +178,12 @@ async def list_groups(
         )
     if is_active is not None:
         filters.append(Group.is_active.is_(is_active))
+    columns: list[Any] = [Group, GroupStats]
+    if search:
+        columns.append(func.count().over().label("total"))
     rows = (
         await session.execute(
-            select(Group, GroupStats, func.count().over().label("total"))
+            select(*columns)
             .outerjoin(GroupStats, GroupStats.group_id == Group.id)
             .where(*filters)
             .order_by(Group.created_at.desc(), Group.id.desc())
@@ -188,9 +191,9 @@ async def list_groups(
             .limit(paging.page_size)
         )
     ).all()
-    if rows:
+    if search and rows:
         total = rows[0].total
-    else:  # past the last page: the window has no row to carry the count
+    else:  # the plain list, or past the last page (no row carries the window count)
         total = await session.scalar(select(func.count()).select_from(Group).where(*filters))
     page = await _assemble(session, [(row.Group, row.GroupStats) for row in rows])
     return page, total or 0
