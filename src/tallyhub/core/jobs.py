@@ -181,7 +181,11 @@ class JobRunner:
 
         await self.runtime.db.run(finish)
         metrics.JOB_RUNS.labels(job=name, status=status).inc()
-        log.info("job.finished", job=name, run_id=run_id, status=status, duration_ms=duration)
+        # Interval jobs succeed every few seconds; their runs are in job_runs, not the log.
+        quiet = spec.every_seconds is not None and status == "succeeded"
+        (log.debug if quiet else log.info)(
+            "job.finished", job=name, run_id=run_id, status=status, duration_ms=duration
+        )
         return run_id
 
     async def run_scheduled(self, name: str) -> int | None:
