@@ -6,7 +6,7 @@ One Runtime per process, built by app.py (or the CLI) and handed to routers thro
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,13 +64,6 @@ class Runtime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()
-
-    async def lifetime(self, extensions: list[Extension]) -> AsyncIterator[None]:
-        await self.start(extensions)
-        try:
-            yield
-        finally:
-            await self.stop()
 
 
 def runtime_of(request: Request) -> Runtime:
