@@ -86,7 +86,11 @@ async def test_events_either_side_of_the_reset_land_on_different_business_days(
         {"business_date": "2026-01-15", "incoming": 4, "duplicate_incoming": 0},
     ]
     assert await daily(harness, admin, tokyo["id"], "2026-01-15", "2026-01-15") == [rows[1]]
-    assert await daily(harness, admin, tokyo["id"], "2026-01-16", "2026-01-20") == []
+    # Days without leads are rows of zeros, so a chart's days line up.
+    quiet = await daily(harness, admin, tokyo["id"], "2026-01-16", "2026-01-20")
+    assert [(r["business_date"], r["incoming"]) for r in quiet] == [
+        (f"2026-01-{d}", 0) for d in range(16, 21)
+    ]
 
     log = await harness.client.get(f"/api/leads/groups/{tokyo['id']}/incoming", headers=admin)
     days = {row["event_id"]: row["business_date"] for row in log.json()["items"]}
@@ -115,7 +119,10 @@ async def test_one_instant_falls_on_each_groups_own_business_day(harness: Harnes
     expected = {tokyo["id"]: "2026-03-11", los_angeles["id"]: "2026-03-09", utc["id"]: "2026-03-10"}
     for group_id, day in expected.items():
         rows = await daily(harness, admin, group_id, "2026-03-01", "2026-03-31")
-        assert [(r["business_date"], r["incoming"]) for r in rows] == [(day, 1)], group_id
+        assert len(rows) == 31, group_id  # every day of March, zeros included
+        assert [(r["business_date"], r["incoming"]) for r in rows if r["incoming"]] == [(day, 1)], (
+            group_id
+        )
 
 
 async def test_today_counts_only_the_groups_current_business_day(harness: Harness) -> None:

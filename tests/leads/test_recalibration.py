@@ -90,7 +90,12 @@ async def daily(h: Harness, auth: dict[str, str], group_id: int) -> dict[str, tu
         headers=auth,
     )
     assert response.status_code == 200, response.text
-    return {r["business_date"]: (r["incoming"], r["duplicate_incoming"]) for r in response.json()}
+    # Days without leads come back as zeros; the tests compare the days that have leads.
+    return {
+        r["business_date"]: (r["incoming"], r["duplicate_incoming"])
+        for r in response.json()
+        if r["incoming"] or r["duplicate_incoming"]
+    }
 
 
 async def test_recalibration_records_every_drift_and_corrects_it(harness: Harness) -> None:

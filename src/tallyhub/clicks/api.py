@@ -62,17 +62,18 @@ TOPIC = "clicks.campaigns"  # hub topic: a campaign's settings changed
 # ---------------------------------------------------------------- the hot path
 
 
-def _json(status: int, code: str, message: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _json(
+    status: int, code: str, message: str, *, retry_after: int | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return (
-        status,
-        [
-            (b"content-type", b"application/json"),
-            (b"cache-control", b"no-store"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        body,
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    return status, headers, body
 
 
 def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -152,6 +153,7 @@ class Tracker:
                             503,
                             "campaign_unavailable",
                             "the campaign cannot be checked right now; retry shortly",
+                            retry_after=1,
                         )
                     found = False
                 else:

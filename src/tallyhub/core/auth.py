@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tallyhub.core import metrics
 from tallyhub.core.db import Base, UTCDateTime, utcnow
 from tallyhub.core.http import (
+    BadRequest,
     Conflict,
     Forbidden,
     Session,
@@ -70,7 +71,7 @@ async def create_user(session: AsyncSession, username: str, password: str, role:
     if existing is not None:
         raise Conflict(f"user {username!r} already exists", code="user_exists")
     if len(password) < 4:
-        raise Conflict("password must have at least 4 characters", code="weak_password")
+        raise BadRequest("password must have at least 4 characters", code="weak_password")
     user = User(username=username, password_hash=hash_password(password), role=role)
     session.add(user)
     await session.flush()

@@ -123,6 +123,9 @@ class TTLCache(Generic[K, V]):
                 raise
             self._stale.inc()
             log.warning("cache.serving_stale", cache=self.name, key=str(key), error=repr(error))
+            # Keep serving it for a while without asking the backend on every lookup: a
+            # backend that hangs would otherwise cost each caller the loader's timeout.
+            self.put(key, stale.value, min(self.ttl, 5.0))
             future.set_result(stale.value)
             return stale.value
         except BaseException as error:

@@ -33,6 +33,7 @@ from tallyhub.core.auth import AdminUser, CurrentUser
 from tallyhub.core.daywindow import zone
 from tallyhub.core.db import Base, UTCDateTime, utcnow
 from tallyhub.core.http import (
+    Conflict,
     NotFound,
     Page,
     Paging,
@@ -308,6 +309,8 @@ async def run_job(name: str, request: Request, _: AdminUser) -> JobRunOut:
     if name not in REGISTRY:
         raise NotFound(f"no job named {name!r}", code="job_not_found")
     run_id = await JobRunner(runtime).run(name)
+    if run_id is None:  # another runner claimed this very instant's slot
+        raise Conflict(f"{name} is being run for this slot already; retry", code="slot_taken")
     async with runtime.db.transaction(readonly=True) as session:
         run = await session.get(JobRun, run_id)
         return JobRunOut.model_validate(run)

@@ -88,7 +88,7 @@ def _limiter(request: Request) -> FailureLimiter:
     return limiter
 
 
-async def _client_group(request: Request, session: Session, code: ActivationCode) -> Group:
+async def _client_group(request: Request, session: Session, code: ActivationCode = None) -> Group:
     """The group whose activation code the client presents; failures are rate-limited."""
     limiter = _limiter(request)
     await limiter.check(_address(request))

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
@@ -119,7 +119,7 @@ async def move_summaries(
         for cid, uid, src, tags, until in rows
         if (cid, uid, src) in tagged
     }
-    await _add_tags(conn, new_tags, current)
+    await _add_tags(conn, dialect, new_tags, current)
     return list(first_tag)
 
 
@@ -131,6 +131,7 @@ def _summary_key_columns() -> Any:
 
 async def _add_tags(
     conn: AsyncConnection,
+    dialect: str,
     first_tag: dict[TagKey, tuple[datetime, int, str]],
     current: dict[SummaryKey, tuple[str | None, datetime | None]],
 ) -> None:
@@ -149,8 +150,14 @@ async def _add_tags(
     if not added:
         return
     ordered = [(key, sorted(tags)) for key, tags in sorted(added.items())]
+    # Insert-or-nothing under the tag's unique key: a row that exists already (say the
+    # comma string was edited by hand) is left alone instead of failing the batch.
     await conn.execute(
-        _TAGS,
+        upsert(
+            dialect,
+            ClickSummaryTag,
+            keys=["campaign_id", "line_id", "source_campaign_id", "tag"],
+        ),
         [
             {
                 "campaign_id": cid,
@@ -194,7 +201,6 @@ _TAG_STRING_COLUMNS = (
     SUMMARIES.c.last_click_tag,
     SUMMARIES.c.tags_seen_until,
 )
-_TAGS = insert(table_of(ClickSummaryTag))
 
 
 async def tag_rows(

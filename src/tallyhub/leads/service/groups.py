@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Collection, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -14,6 +14,7 @@ from tallyhub.core.auth import Principal, Role
 from tallyhub.core.daywindow import business_date, parse_reset_time
 from tallyhub.core.db import after_commit, utcnow
 from tallyhub.core.http import (
+    BadRequest,
     Conflict,
     DomainError,
     Forbidden,
@@ -227,23 +228,39 @@ async def rotate_activation_code(
     return group
 
 
+MAX_DAILY_DAYS = 3660
+
+
 async def daily(
     session: AsyncSession, group: Group, start: date | None, end: date | None
 ) -> list[schemas.GroupDaily]:
+    """One row per business day from `start` (default: the group's first day with leads)
+    to `end` (default: today), days without leads included as zeros."""
     end = end or group_today(group)
-    query = select(GroupDailyStats).where(
-        GroupDailyStats.group_id == group.id, GroupDailyStats.business_date <= end
-    )
-    if start:
-        query = query.where(GroupDailyStats.business_date >= start)
-    rows = await session.scalars(query.order_by(GroupDailyStats.business_date))
+    rows = {
+        r.business_date: r
+        for r in await session.scalars(
+            select(GroupDailyStats).where(
+                GroupDailyStats.group_id == group.id,
+                GroupDailyStats.business_date <= end,
+                *([GroupDailyStats.business_date >= start] if start else []),
+            )
+        )
+    }
+    start = start or min(rows, default=end)
+    if (end - start).days >= MAX_DAILY_DAYS:
+        raise BadRequest(
+            f"at most {MAX_DAILY_DAYS} days at once; ask for a shorter from..to",
+            code="bad_day_range",
+        )
+    days = (start + timedelta(days=n) for n in range((end - start).days + 1))
     return [
         schemas.GroupDaily(
-            business_date=r.business_date,
-            incoming=r.incoming,
-            duplicate_incoming=r.duplicate_incoming,
+            business_date=day,
+            incoming=rows[day].incoming if day in rows else 0,
+            duplicate_incoming=rows[day].duplicate_incoming if day in rows else 0,
         )
-        for r in rows
+        for day in days
     ]
 
 
@@ -337,7 +354,7 @@ async def delete_account(
     await _move_account_counters(
         session, account.group_id, account.platform_type, account.online_status == "online", -1
     )
-    await publish_group(session, hub, account.group_id)
+    await publish_group(session, hub, account.group_id, [account.id])
 
 
 # ---------------------------------------------------------------- the desktop client
@@ -422,7 +439,7 @@ async def sync_accounts(
     seen: set[str] = set()
     for report in reports:
         if report.line_id in seen:
-            raise Conflict(f"line_id {report.line_id!r} appears twice", code="duplicate_line_id")
+            raise BadRequest(f"line_id {report.line_id!r} appears twice", code="duplicate_line_id")
         seen.add(report.line_id)
     stats = await lock_group_stats(session, group.id)
     accounts_before = stats.total_accounts
@@ -451,6 +468,7 @@ async def sync_accounts(
         "line_business_accounts": 0,
     }
     created = updated = 0
+    touched: list[int] = []
     for report in new:
         account = LineAccount(
             group_id=group.id,
@@ -483,15 +501,20 @@ async def sync_accounts(
                 account.last_online_time = now
             account.online_status, changed = report.online_status, True
         updated += changed
+        if changed:
+            touched.append(account.id)
     await session.flush()
     if created:
-        accounts = await session.scalars(
-            select(LineAccount.id).where(
-                LineAccount.group_id == group.id,
-                LineAccount.deleted_at.is_(None),
-                LineAccount.line_id.in_([r.line_id for r in new]),
+        accounts = list(
+            await session.scalars(
+                select(LineAccount.id).where(
+                    LineAccount.group_id == group.id,
+                    LineAccount.deleted_at.is_(None),
+                    LineAccount.line_id.in_([r.line_id for r in new]),
+                )
             )
         )
+        touched.extend(accounts)
         session.add_all(
             LineAccountStats(
                 line_account_id=aid, group_id=group.id, total_incoming=0, duplicate_incoming=0
@@ -506,7 +529,7 @@ async def sync_accounts(
         )
     await session.flush()
     if created or updated:
-        await publish_group(session, hub, group.id)
+        await publish_group(session, hub, group.id, touched)
     return schemas.AccountSyncResult(
         created=created,
         updated=updated,
@@ -556,7 +579,7 @@ async def change_status(
             .where(GroupStats.group_id == group.id)
             .values(online_accounts=GroupStats.online_accounts + step)
         )
-        await publish_group(session, hub, group.id)
+        await publish_group(session, hub, group.id, [account_id])
     online = await session.scalar(
         select(GroupStats.online_accounts).where(GroupStats.group_id == group.id)
     )
@@ -596,10 +619,67 @@ async def group_message(session: AsyncSession, group_id: int) -> dict[str, Any] 
     }
 
 
-async def publish_group(session: AsyncSession, hub: Hub, group_id: int) -> None:
-    """Queue the group's figures (as committed by this transaction) for after commit."""
+async def account_messages(
+    session: AsyncSession, account_ids: Collection[int]
+) -> list[dict[str, Any]]:
+    """`account_stats` messages for these accounts, figures as this transaction sees them
+    (deleted accounts included, marked as such)."""
+    if not account_ids:
+        return []
+    rows = (
+        await session.execute(
+            select(LineAccount, Group, LineAccountStats)
+            .join(Group, Group.id == LineAccount.group_id)
+            .outerjoin(LineAccountStats, LineAccountStats.line_account_id == LineAccount.id)
+            .where(LineAccount.id.in_(sorted(account_ids)))
+            .order_by(LineAccount.id)
+        )
+    ).all()
+    now = utcnow()
+    today = {account.id: group_today(group, now) for account, group, _ in rows}
+    todays = {
+        (aid, day): n
+        for aid, day, n in await session.execute(
+            select(
+                LineAccountDailyStats.line_account_id,
+                LineAccountDailyStats.business_date,
+                LineAccountDailyStats.incoming,
+            ).where(
+                LineAccountDailyStats.line_account_id.in_(sorted(today)),
+                LineAccountDailyStats.business_date.in_(sorted(set(today.values()))),
+            )
+        )
+    }
+    return [
+        {
+            "type": "account_stats",
+            "group_id": group.id,
+            "owner_id": group.owner_id,
+            "line_account_id": account.id,
+            "line_id": account.line_id,
+            "online_status": account.online_status,
+            "platform_type": account.platform_type,
+            "deleted": account.deleted_at is not None,
+            "total_incoming": stats.total_incoming if stats else 0,
+            "duplicate_incoming": stats.duplicate_incoming if stats else 0,
+            "today_incoming": todays.get((account.id, today[account.id]), 0),
+        }
+        for account, group, stats in rows
+    ]
+
+
+async def publish_group(
+    session: AsyncSession, hub: Hub, group_id: int, account_ids: Collection[int] = ()
+) -> None:
+    """Queue the group's figures, and those of the accounts that changed, as committed by
+    this transaction, for after commit."""
     if not hub.wanted(TOPIC):
         return
     message = await group_message(session, group_id)
-    if message is not None:
-        after_commit(session, lambda: hub.publish(TOPIC, message))
+    messages = ([message] if message else []) + await account_messages(session, account_ids)
+
+    async def publish() -> None:
+        for each in messages:
+            await hub.publish(TOPIC, each)
+
+    after_commit(session, publish)

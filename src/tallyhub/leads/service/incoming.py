@@ -35,7 +35,12 @@ from tallyhub.leads.models import (
     LineAccountDailyStats,
     LineAccountStats,
 )
-from tallyhub.leads.service.groups import TOPIC, client_refusal, group_message
+from tallyhub.leads.service.groups import (
+    TOPIC,
+    account_messages,
+    client_refusal,
+    group_message,
+)
 
 _G = Group.__table__.c
 _A = LineAccount.__table__.c
@@ -223,8 +228,8 @@ async def apply_incoming(
 
     if fresh:
         await _decide_duplicates(session, dialect, fresh)
-        figures = await _apply_counters_and_logs(session, dialect, fresh, results)
-        await _queue_push(session, hub, fresh, figures)
+        await _apply_counters_and_logs(session, dialect, fresh, results)
+        await _queue_push(session, hub, fresh)
 
     for i, first in repeats.items():
         results[i] = results[first]
@@ -305,9 +310,8 @@ async def _apply_counters_and_logs(
     dialect: str,
     fresh: list[_Resolved],
     results: list[schemas.IncomingResult | Exception | None],
-) -> dict[int, tuple[int, int, int]]:
-    """Move the counters, write the logs, fill `results`; returns each touched account's
-    (total, duplicate, today) figures after the batch."""
+) -> None:
+    """Move the counters, write the logs, fill `results`."""
     group_n: Counter[int] = Counter()
     group_dup: Counter[int] = Counter()
     account_n: Counter[int] = Counter()
@@ -436,21 +440,9 @@ async def _apply_counters_and_logs(
         )
     logs.reverse()
     await session.execute(_INSERT_LOGS, logs)
-    return {
-        item.account_id: (
-            *totals.get(item.account_id, (0, 0)),
-            todays.get((item.account_id, item.today), 0),
-        )
-        for item in fresh
-    }
 
 
-async def _queue_push(
-    session: AsyncSession,
-    hub: Hub,
-    fresh: list[_Resolved],
-    figures: dict[int, tuple[int, int, int]],
-) -> None:
+async def _queue_push(session: AsyncSession, hub: Hub, fresh: list[_Resolved]) -> None:
     """After commit, push each touched group's and account's figures."""
     if not hub.wanted(TOPIC):
         return
@@ -459,20 +451,7 @@ async def _queue_push(
         message = await group_message(session, gid)
         if message is not None:
             messages.append(message)
-    groups = {item.account_id: item.group for item in fresh}
-    for aid, (total, dup, today) in sorted(figures.items()):
-        group = groups[aid]
-        messages.append(
-            {
-                "type": "account_stats",
-                "group_id": group.id,
-                "owner_id": group.owner_id,
-                "line_account_id": aid,
-                "total_incoming": total,
-                "duplicate_incoming": dup,
-                "today_incoming": today,
-            }
-        )
+    messages += await account_messages(session, {item.account_id for item in fresh})
 
     async def publish() -> None:
         for message in messages:
