@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_json: bool | None = None
     job_grace_seconds: int = 3600
+    job_history_days: int = 14  # finished job runs older than this are pruned nightly
 
     pool: DatabasePool = Field(default_factory=DatabasePool)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -396,3 +396,40 @@ async def test_a_job_failing_when_run_by_hand_answers_with_the_failed_run(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"
     assert "LookupError: no such upstream account" in response.json()["error"]
+
+
+async def test_pruning_deletes_finished_runs_older_than_the_history(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    async with runtimes(test_db, tmp_path, 1, job_history_days=14) as (runtime,):
+        now = datetime.now(UTC)
+
+        async def insert(session: Any) -> None:
+            for days, status in (
+                (30, "succeeded"),
+                (20, "failed"),
+                (20, "running"),
+                (1, "succeeded"),
+            ):
+                started = now - timedelta(days=days, minutes=len(status))  # distinct slots
+                session.add(
+                    JobRun(
+                        job_name="test.old",
+                        scheduled_for=started,
+                        trigger="schedule",
+                        status=status,
+                        started_at=started,
+                    )
+                )
+
+        await runtime.db.run(insert)
+        run_id = await JobRunner(runtime).run("core.prune_job_runs")
+        left = await runs_of(runtime, "test.old")
+        pruning = next(r for r in await runs_of(runtime, "core.prune_job_runs") if r.id == run_id)
+
+    assert pruning.status == "succeeded" and pruning.counts == {"deleted": 2}
+    # Recent runs stay, and so does one still marked running, however old.
+    assert sorted((r.status, (now - r.started_at).days) for r in left) == [
+        ("running", 20),
+        ("succeeded", 1),
+    ]

@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from croniter import croniter
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, func, select, update
+from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -228,6 +228,24 @@ class JobRunner:
             yield
         finally:
             scheduler.shutdown(wait=False)
+
+
+@job(
+    "core.prune_job_runs",
+    cron="15 4 * * *",
+    description="Delete finished job runs older than the kept history",
+)
+async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
+    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day."""
+    cutoff = utcnow() - timedelta(days=runtime.settings.job_history_days)
+
+    async def prune(session: Any) -> int:
+        result = await session.execute(
+            delete(JobRun).where(JobRun.started_at < cutoff, JobRun.status != "running")
+        )
+        return int(result.rowcount or 0)
+
+    return {"deleted": await runtime.db.run(prune)}
 
 
 # ---------------------------------------------------------------- API
