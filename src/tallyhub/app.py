@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     for router in leads_api.routers:
         app.include_router(router)
     clicks_api.mount(app, settings)
-    app.add_middleware(HotPaths, routes={**leads_api.hot_paths})
+    app.add_middleware(HotPaths, routes={**leads_api.hot_paths, **clicks_api.hot_paths})
     app.include_router(pages.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

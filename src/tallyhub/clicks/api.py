@@ -16,7 +16,7 @@ import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tallyhub.clicks import schemas, service
 from tallyhub.clicks.service.recording import (
@@ -234,27 +234,6 @@ class TrackRoute:
         await tracker(scope, receive, send)
 
 
-class TrackShortcut:
-    """Hands `GET|HEAD /__track` to the Tracker ahead of FastAPI's exception, exit-stack and
-    routing layers, which cost more than the click check itself; every other request
-    goes on unchanged (the route stays in the table, answering 405 to other methods)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == "/__track"
-            and scope["method"] in ("GET", "HEAD")
-        ):
-            tracker: Tracker | None = scope["app"].state.runtime.parts.get(TRACKER)
-            if tracker is not None:
-                await tracker(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 class BareRedirect:
     """302 that records nothing: the benchmark's baseline for framework cost."""
 
@@ -336,13 +315,12 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
 
 
 def mount(app: FastAPI, settings: Settings) -> None:
-    """Put `/__track` first in the routing table and in front of FastAPI's own layers (it
-    is matched on every click), then the admin API."""
+    """Put `/__track` first in the routing table (app.py also serves GET/HEAD of it ahead
+    of FastAPI's layers through `hot_paths`), then the admin API."""
     routes = [Route("/__track", TrackRoute(), methods=["GET"])]
     if settings.clicks.bare_route:
         routes.append(Route("/__bare302", BareRedirect(), methods=["GET"]))
     app.router.routes[0:0] = routes
-    app.add_middleware(TrackShortcut)
     app.include_router(admin)
 
 
@@ -486,4 +464,8 @@ async def recalibrations(
     return await runs_page(session, "clicks", paging)
 
 
-__all__ = ["BareRedirect", "TrackRoute", "TrackShortcut", "Tracker", "admin", "lifespan", "mount"]
+# GET and HEAD /__track are answered ahead of FastAPI's stack (core.http.HotPaths); the
+# route in the table stays for other methods (405).
+hot_paths = {("GET", "/__track"): TrackRoute(), ("HEAD", "/__track"): TrackRoute()}
+
+__all__ = ["BareRedirect", "TrackRoute", "Tracker", "admin", "hot_paths", "lifespan", "mount"]

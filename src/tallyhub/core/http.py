@@ -144,27 +144,36 @@ HotHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 class HotPaths:
     """ASGI middleware for the few endpoints hit thousands of times a second: an exact
-    (method, path) match is answered by a plain handler ahead of FastAPI's middleware,
-    routing and dependency resolution, which cost more than the handler's own work. The
-    handler turns domain errors into the usual JSON itself. Everything else goes on to
-    the app unchanged (keep a FastAPI route for the same path so /docs describes it)."""
+    (method, path) match goes straight to its ASGI app, ahead of FastAPI's middleware,
+    routing and dependency resolution, which cost more than the endpoint's own work.
+    Everything else goes on to the app unchanged (keep a FastAPI or Starlette route for
+    the same path, so /docs describes it and other methods get 405)."""
 
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], HotHandler]) -> None:
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], ASGIApp]) -> None:
         self.app = app
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self.routes.get((scope["method"], scope["path"]))
-            if handler is not None:
-                request = Request(scope, receive)
-                try:
-                    response = await handler(request)
-                except DomainError as error:
-                    response = domain_error_response(error)
-                await response(scope, receive, send)
+            endpoint = self.routes.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def plain_endpoint(handler: HotHandler) -> ASGIApp:
+    """An ASGI app from a Request -> Response handler, rendering domain errors as the
+    usual JSON (it runs outside FastAPI's exception handlers)."""
+
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await handler(Request(scope, receive))
+        except DomainError as error:
+            response = domain_error_response(error)
+        await response(scope, receive, send)
+
+    return endpoint
 
 
 # ---------------------------------------------------------------- the transaction edge

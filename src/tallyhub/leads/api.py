@@ -31,6 +31,7 @@ from tallyhub.core.http import (
     TransactionalRoute,
     Unauthorized,
     page_of,
+    plain_endpoint,
     read_only_session,
     validation_error_response,
 )
@@ -208,7 +209,7 @@ async def client_incoming(request: Request) -> Response:
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-hot_paths = {("POST", "/api/client/incoming"): client_incoming}
+hot_paths = {("POST", "/api/client/incoming"): plain_endpoint(client_incoming)}
 
 
 @client.post("/incoming/batch", summary="Report up to 1000 incoming leads; one result each")
