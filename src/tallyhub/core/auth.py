@@ -109,6 +109,14 @@ class Principal:
         """Whether this principal may see a thing owned by `owner_id`."""
         return self.role != Role.operator or owner_id == self.id
 
+    def owner_for(self, requested: int | None, what: str) -> int:
+        """Who owns a thing this principal creates: itself, or (admins only) another user."""
+        if requested is None or requested == self.id:
+            return self.id
+        if self.role != Role.admin:
+            raise Forbidden(f"only an admin may create a {what} for another user")
+        return requested
+
     def visible(self, owner_column: Any) -> ColumnElement[bool]:
         """A WHERE clause limiting a query to what this principal may see."""
         if self.role == Role.operator:

@@ -31,7 +31,7 @@ from tallyhub.clicks.service.tracking import (
 )
 from tallyhub.core.auth import Principal, Role
 from tallyhub.core.db import utcnow
-from tallyhub.core.http import BadRequest, Forbidden, NotFound, PageParams, paginate
+from tallyhub.core.http import BadRequest, NotFound, PageParams, paginate
 
 # ---------------------------------------------------------------- campaigns
 
@@ -39,11 +39,7 @@ from tallyhub.core.http import BadRequest, Forbidden, NotFound, PageParams, pagi
 async def create_campaign(
     session: AsyncSession, principal: Principal, data: schemas.CampaignCreate, default_tz: str
 ) -> Campaign:
-    owner_id = principal.id
-    if data.owner_id is not None and data.owner_id != principal.id:
-        if principal.role != Role.admin:
-            raise Forbidden("only an admin may create a campaign for another user")
-        owner_id = data.owner_id
+    owner_id = principal.owner_for(data.owner_id, "campaign")
     now = utcnow()
     campaign = Campaign(
         name=data.name,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.auth import Principal, Role
+from tallyhub.core.auth import Principal
 from tallyhub.core.daywindow import business_date, parse_reset_time
 from tallyhub.core.db import after_commit, utcnow
 from tallyhub.core.http import (
@@ -51,11 +51,7 @@ def group_today(group: Group, now: datetime | None = None) -> date:
 async def create_group(
     session: AsyncSession, principal: Principal, data: schemas.GroupCreate, default_tz: str
 ) -> Group:
-    owner_id = principal.id
-    if data.owner_id is not None and data.owner_id != principal.id:
-        if principal.role != Role.admin:
-            raise Forbidden("only an admin may create a group for another user")
-        owner_id = data.owner_id
+    owner_id = principal.owner_for(data.owner_id, "group")
     group = Group(
         activation_code=new_activation_code(),
         remark=data.remark,
