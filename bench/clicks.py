@@ -47,6 +47,7 @@ from bench.harness import (
     ms,
     parse_metrics,
     postgres_version,
+    run_fast,
     run_load,
     temp_database,
 )
@@ -385,9 +386,7 @@ async def bench() -> str:
 
 def run() -> str:
     """Measure and return the table (the entry point `python -m bench` uses)."""
-    import uvloop  # installed with uvicorn[standard]; the generator needs its speed
-
-    return uvloop.run(bench())
+    return run_fast(bench)
 
 
 if __name__ == "__main__":

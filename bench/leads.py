@@ -39,6 +39,7 @@ from bench.harness import (
     parse_metrics,
     percentile,
     postgres_version,
+    run_fast,
     run_load,
     sequential_latencies,
     temp_database,
@@ -721,9 +722,7 @@ async def bench() -> str:
 
 def run() -> str:
     """Measure and return the table (the entry point `python -m bench` uses)."""
-    import uvloop  # installed with uvicorn[standard]; the generator needs its speed
-
-    return uvloop.run(bench())
+    return run_fast(bench)
 
 
 if __name__ == "__main__":
