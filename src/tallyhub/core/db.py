@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from sqlalchemy import (
+    ARRAY,
     DateTime,
     Insert,
     MetaData,
@@ -26,17 +28,22 @@ from sqlalchemy import (
     event,
     exc,
     func,
+    insert,
+    text,
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 from sqlalchemy.types import TypeDecorator
 
 from tallyhub.core import metrics
@@ -342,6 +349,136 @@ def upsert(
         tuple(keep_first),
         tuple(later),
     )
+
+
+@dataclass(frozen=True)
+class RowSet:
+    """Rows for one table, each with the same columns, to insert as `upsert()` does when
+    `keys` are given (a plain INSERT otherwise), with the `returning` columns to give back
+    for the rows written (inserted or updated; insert-or-nothing returns nothing for a row
+    it left alone). Keys must be unique among the rows when the conflict updates columns:
+    PostgreSQL cannot update one row twice in one statement."""
+
+    target: type[Base] | Table
+    rows: Sequence[Mapping[str, Any]]
+    keys: Sequence[str] = ()
+    increment: Sequence[str] = ()
+    replace: Sequence[str] = ()
+    keep_first: Sequence[str] = ()
+    later: Sequence[str] = ()
+    returning: Sequence[str] = ()
+
+    @property
+    def table(self) -> Table:
+        target = self.target
+        return target if isinstance(target, Table) else target.__table__  # type: ignore[return-value]
+
+    def shape(self) -> _Shape:
+        return _Shape(
+            self.table,
+            tuple(self.rows[0]),
+            tuple(self.keys),
+            tuple(self.increment),
+            tuple(self.replace),
+            tuple(self.keep_first),
+            tuple(self.later),
+            tuple(self.returning),
+        )
+
+
+class _Shape(NamedTuple):
+    table: Table
+    columns: tuple[str, ...]
+    keys: tuple[str, ...]
+    increment: tuple[str, ...]
+    replace: tuple[str, ...]
+    keep_first: tuple[str, ...]
+    later: tuple[str, ...]
+    returning: tuple[str, ...]
+
+
+async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ...]]:
+    """Write row sets, each in its row order, the sets in the order given; returns the
+    first set's `returning` rows.
+
+    On PostgreSQL this is one statement, one round trip: every set travels as one array
+    per column into an `INSERT … SELECT … FROM unnest(…)` (one execution and one short
+    plan however many rows, instead of a statement per row or a VALUES list planned anew
+    for every length). The first set is the statement itself and the others are
+    data-modifying CTEs, listed last first: PostgreSQL runs a statement's own part, then
+    its CTEs from the last listed, so the sets lock rows in the order given; every batch
+    that writes the same sets takes its locks in the same order. Elsewhere each set is an
+    executemany of `upsert()` (or a plain INSERT), one after the other."""
+    sets = tuple(s for s in sets if s.rows)
+    if not sets:
+        return []
+    if conn.dialect.name == "postgresql":
+        statement = _unnest_statement(tuple(s.shape() for s in sets))
+        params = {
+            f"a{n}_{i}": [row[c] for row in s.rows]
+            for n, s in enumerate(sets)
+            for i, c in enumerate(s.rows[0])
+        }
+        result = await conn.execute(statement, params)
+        return [tuple(row) for row in result] if sets[0].returning else []
+    returned: list[tuple[Any, ...]] = []
+    for n, s in enumerate(sets):
+        table = s.table
+        base = _upsert(conn.dialect.name, table, *s.shape()[2:7]) if s.keys else insert(table)
+        if s.returning:
+            base = base.returning(*(table.c[c] for c in s.returning))
+        result = await conn.execute(base, list(s.rows))
+        if n == 0 and s.returning:
+            returned = [tuple(row) for row in result]
+    return returned
+
+
+@lru_cache(maxsize=256)
+def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+
+    def insert_sql(n: int, shape: _Shape) -> str:
+        table, columns = shape.table, shape.columns
+        names = ", ".join(quote(c) for c in columns)
+        arrays = ", ".join(
+            f"CAST(:a{n}_{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
+            for i, c in enumerate(columns)
+        )
+        sql = (
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} AS t ({names}) "
+            f"SELECT * FROM unnest({arrays}) AS u({names})"
+        )
+        if shape.keys:
+            sets = [f"{quote(c)} = t.{quote(c)} + EXCLUDED.{quote(c)}" for c in shape.increment]
+            sets += [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in shape.replace]
+            sets += [
+                f"{quote(c)} = coalesce(t.{quote(c)}, EXCLUDED.{quote(c)})"
+                for c in shape.keep_first
+            ]
+            sets += [
+                f"{quote(c)} = greatest(t.{quote(c)}, EXCLUDED.{quote(c)})" for c in shape.later
+            ]
+            action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+            sql += f" ON CONFLICT ({', '.join(quote(k) for k in shape.keys)}) {action}"
+        return sql
+
+    ctes = [f"w{n} AS ({insert_sql(n, shape)})" for n, shape in enumerate(shapes) if n > 0]
+    sql = f"WITH {', '.join(reversed(ctes))} " if ctes else ""
+    sql += insert_sql(0, shapes[0])
+    first = shapes[0]
+    if first.returning:
+        sql += " RETURNING " + ", ".join(f"t.{quote(c)}" for c in first.returning)
+    statement = text(sql).bindparams(
+        *(
+            bindparam(f"a{n}_{i}", type_=ARRAY(shape.table.c[c].type))
+            for n, shape in enumerate(shapes)
+            for i, c in enumerate(shape.columns)
+        )
+    )
+    if not first.returning:
+        return statement
+    return statement.columns(*(first.table.c[c] for c in first.returning))
 
 
 def increment(target: type[Base] | Table, keys: Sequence[str], columns: Sequence[str]) -> Update:

@@ -1,13 +1,16 @@
 """The click write path: `apply_clicks` applies a whole batch in one transaction.
 
 Per batch: replayed event ids already in the log answer "already recorded" (replay is
-idempotent); members and (campaign, user) rows are inserted-or-nothing; summary deltas are
-coalesced per (campaign, uid, src) and applied in one upsert, and new tags added under
-the summary's row lock (summaries.py); messages and interaction logs are inserted; daily
-rows and campaign counters move last.
+idempotent); members and (campaign, user) rows new to this process are inserted-or-nothing;
+then one `write_rows()` writes the summary upsert (deltas coalesced per (campaign, uid,
+src)), the daily rows, the interaction logs and the messages; new tags are added under the
+summary's row lock (summaries.py); the campaign counters move last.
 
-Every write is one statement executed with the batch's rows as parameters (executemany:
-compiled once, pipelined by the driver), built by core's `upsert()` and `increment()`.
+On PostgreSQL `write_rows()` is a single statement over one array per column, so a batch
+whose members and tags are known costs four round trips (BEGIN, that statement, the
+campaign counters, COMMIT) however many clicks it holds; elsewhere each set is an
+executemany. Round trips count twice on a busy server: every one waits for a turn of the
+event loop that is also serving the HTTP requests.
 
 Lock order, the same in every transaction (batches, recalibration): members, campaign
 users, summaries (then their tags), daily rows, campaigns; keys sorted inside each. The
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import (
@@ -33,9 +36,9 @@ from tallyhub.clicks.models import (
     Member,
     Message,
 )
-from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of
+from tallyhub.clicks.service.summaries import TagKey, add_tags, move_summaries, table_of
 from tallyhub.core.daywindow import business_date
-from tallyhub.core.db import after_commit, bucketed, increment, upsert, utcnow
+from tallyhub.core.db import RowSet, after_commit, bucketed, increment, utcnow, write_rows
 from tallyhub.core.http import NotFound
 
 RECORDED = "recorded"
@@ -151,6 +154,7 @@ _CAMPAIGN_USERS = select(CampaignUser.campaign_id, CampaignUser.line_id).where(
 _CAMPAIGN_USER_OWNERS = select(
     CampaignUser.campaign_id, CampaignUser.line_id, CampaignUser.first_event_id
 ).where(_CAMPAIGN_USER_KEY.in_(bindparam("keys", expanding=True)))
+_USER_KEY = ("campaign_id", "line_id")
 # Dialects whose INSERT … ON CONFLICT DO NOTHING RETURNING returns exactly the rows it
 # inserted (MariaDB has no such RETURNING: it reads back instead).
 _RETURNS_INSERTED = ("postgresql", "sqlite")
@@ -215,9 +219,13 @@ async def apply_clicks(
         cache = known if known is not None else KnownRows()
         member_ids = await _members(conn, dialect, fresh, cache)
         new_users, user_keys = await _campaign_users(conn, dialect, fresh, cache)
-        tag_keys = await move_summaries(conn, dialect, [item.event for item in fresh], cache.tags)
-        await _messages_and_logs(conn, fresh, member_ids)
-        await _daily_and_campaigns(conn, dialect, fresh, new_users)
+        summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
+        returned = await write_rows(
+            conn, summaries.rows, _daily(fresh), _logs(fresh), _messages(fresh, member_ids)
+        )
+        await add_tags(conn, summaries, returned)
+        await _campaigns(conn, fresh, new_users)
+        tag_keys = summaries.tag_keys
         for item in fresh:
             results[item.index] = RECORDED
         after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
@@ -255,16 +263,14 @@ async def _members(
     if missing:
         now = utcnow()
         rows = [{"line_uid": uid, "created_at": now, "updated_at": now} for uid in missing]
-        statement = upsert(dialect, Member, keys=["line_uid"])
         if dialect in _RETURNS_INSERTED:
-            known.update(
-                (await conn.execute(statement.returning(Member.line_uid, Member.id), rows))
-                .tuples()
-                .all()
+            inserted = await write_rows(
+                conn, RowSet(Member, rows, keys=("line_uid",), returning=("line_uid", "id"))
             )
+            known.update((uid, member_id) for uid, member_id in inserted)
             missing = [uid for uid in missing if uid not in known]  # inserted meanwhile
         else:
-            await conn.execute(statement, rows)
+            await write_rows(conn, RowSet(Member, rows, keys=("line_uid",)))
         if missing:
             known.update((await conn.execute(_MEMBERS, {"uids": bucketed(missing)})).tuples().all())
     return known
@@ -290,7 +296,6 @@ async def _campaign_users(
     unknown = sorted(key for key in keys if key not in cache.campaign_users)
     if not unknown:
         return new_users, keys
-    statement = upsert(dialect, CampaignUser, keys=["campaign_id", "line_id"])
 
     def rows(pairs: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
         return [
@@ -304,8 +309,8 @@ async def _campaign_users(
         ]
 
     if dialect in _RETURNS_INSERTED:
-        inserted = await conn.execute(
-            statement.returning(CampaignUser.campaign_id, CampaignUser.line_id), rows(unknown)
+        inserted = await write_rows(
+            conn, RowSet(CampaignUser, rows(unknown), keys=_USER_KEY, returning=_USER_KEY)
         )
         for cid, _uid in inserted:
             new_users[cid] += 1
@@ -316,7 +321,7 @@ async def _campaign_users(
     missing = [key for key in unknown if key not in existing]
     if not missing:
         return new_users, keys
-    await conn.execute(statement, rows(missing))
+    await write_rows(conn, RowSet(CampaignUser, rows(missing), keys=_USER_KEY))
     owners = await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": bucketed(missing)})
     for cid, uid, event_id in owners:
         if firsts[cid, uid].event_id == event_id:
@@ -327,32 +332,34 @@ async def _campaign_users(
 # ---------------------------------------------------------------- messages and logs
 
 
-async def _messages_and_logs(
-    conn: AsyncConnection, fresh: list[_Fresh], member_ids: dict[str, int]
-) -> None:
-    messages = [
-        {
-            "member_id": member_ids[item.event.line_id],
-            "campaign_id": item.event.campaign_id,
-            "direction": "incoming",
-            "message_type": "text",
-            "content": {
-                "event": "campaign_click",
+def _messages(fresh: list[_Fresh], member_ids: dict[str, int]) -> RowSet:
+    return RowSet(
+        Message,
+        [
+            {
+                "member_id": member_ids[item.event.line_id],
                 "campaign_id": item.event.campaign_id,
-                "source_campaign_id": item.event.source_campaign_id,
-                "target": item.event.target,
-                "tags": list(item.event.tags),
-            },
-            "event_id": item.event.event_id,
-            "created_at": item.event.triggered_at,
-        }
-        for item in fresh
-        if item.event.line_id
-    ]
-    if messages:
-        await conn.execute(_MESSAGES, messages)
-    await conn.execute(
-        _LOGS,
+                "direction": "incoming",
+                "message_type": "text",
+                "content": {
+                    "event": "campaign_click",
+                    "campaign_id": item.event.campaign_id,
+                    "source_campaign_id": item.event.source_campaign_id,
+                    "target": item.event.target,
+                    "tags": list(item.event.tags),
+                },
+                "event_id": item.event.event_id,
+                "created_at": item.event.triggered_at,
+            }
+            for item in fresh
+            if item.event.line_id
+        ],
+    )
+
+
+def _logs(fresh: list[_Fresh]) -> RowSet:
+    return RowSet(
+        InteractionLog,
         [
             {
                 "event_id": item.event.event_id,
@@ -371,32 +378,29 @@ async def _messages_and_logs(
     )
 
 
-_MESSAGES = insert(table_of(Message))
-_LOGS = insert(table_of(InteractionLog))
-
-
 # ---------------------------------------------------------------- the hot rows, last
 
 
-async def _daily_and_campaigns(
-    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], new_users: Counter[int]
-) -> None:
+def _daily(fresh: list[_Fresh]) -> RowSet:
     per_day: Counter[tuple[int, date]] = Counter()
-    per_campaign: Counter[int] = Counter()
     for item in fresh:
         per_day[item.event.campaign_id, item.day] += 1
-        per_campaign[item.event.campaign_id] += 1
-    await conn.execute(
-        upsert(
-            dialect, CampaignDailyStats, keys=["campaign_id", "business_date"], increment=["clicks"]
-        ),
+    return RowSet(
+        CampaignDailyStats,
         [
             {"campaign_id": cid, "business_date": day, "clicks": n}
             for (cid, day), n in sorted(per_day.items())
         ],
+        keys=("campaign_id", "business_date"),
+        increment=("clicks",),
     )
-    # One row after the other in id order: concurrent batches lock campaigns in the same
-    # order and cannot deadlock.
+
+
+async def _campaigns(conn: AsyncConnection, fresh: list[_Fresh], new_users: Counter[int]) -> None:
+    """The campaign counters, one row after the other in id order: concurrent batches lock
+    campaigns in the same order and cannot deadlock. (An `UPDATE … FROM unnest(…)` would
+    lock them in whatever order its join visits them.)"""
+    per_campaign: Counter[int] = Counter(item.event.campaign_id for item in fresh)
     await conn.execute(
         _CAMPAIGN_COUNTERS,
         [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
-from tallyhub.core.db import bucketed, upsert, utcnow
+from tallyhub.core.db import RowSet, bucketed, utcnow, write_rows
 
 if TYPE_CHECKING:
     from tallyhub.clicks.service.clicks import ClickEvent
@@ -45,14 +46,24 @@ _TAG_STRING = (
 )
 
 
-async def move_summaries(
-    conn: AsyncConnection,
-    dialect: str,
-    events: Sequence[ClickEvent],
-    known_tags: Collection[TagKey],
-) -> list[TagKey]:
-    """Move the summaries of a batch's clicks and add their new tags; returns every tag
-    key of the batch. `known_tags` are tag rows known to exist (committed)."""
+@dataclass(slots=True)
+class SummaryMoves:
+    """What a batch does to its summaries: `rows`, the upsert that adds total_clicks and
+    keeps the later last_clicked_at (a replayed click can be older), written together
+    with the batch's other rows; then `add_tags()` adds the tags not known to exist."""
+
+    rows: RowSet
+    tag_keys: list[TagKey]  # every tag key of the batch
+    new_tags: dict[TagKey, tuple[datetime, int, str]]  # first seen (time, position, event)
+    tagged: set[SummaryKey]  # summaries that may get a tag
+
+
+def move_summaries(
+    dialect: str, events: Sequence[ClickEvent], known_tags: Collection[TagKey]
+) -> SummaryMoves:
+    """Plan the summary moves of a batch's clicks. `known_tags` are tag rows known to
+    exist (committed). The upsert row-locks every summary of the batch (sorted) before
+    any tag is touched; where tags may be added it returns their current tag strings."""
     clicks: Counter[SummaryKey] = Counter()
     last: dict[SummaryKey, datetime] = {}
     first_tag: dict[TagKey, tuple[datetime, int, str]] = {}
@@ -68,23 +79,12 @@ async def move_summaries(
             tag_key = (*key, tag)
             if tag_key not in first_tag or seen < first_tag[tag_key]:
                 first_tag[tag_key] = seen
-    if not clicks:
-        return []
     now = utcnow()
     new_tags = {key: seen for key, seen in first_tag.items() if key not in known_tags}
     tagged = {key[:3] for key in new_tags}
-    # Add total_clicks, keep the later last_clicked_at (a replayed click can be older). The
-    # upsert row-locks every summary of the batch (sorted) before any tag is touched.
-    statement = upsert(
-        dialect,
-        SUMMARIES,
-        keys=["campaign_id", "line_id", "source_campaign_id"],
-        increment=["total_clicks"],
-        later=["last_clicked_at"],
-    )
     returning = bool(tagged) and dialect != "mysql"
-    result = await conn.execute(
-        statement.returning(*_TAG_STRING_COLUMNS) if returning else statement,
+    rows = RowSet(
+        SUMMARIES,
         [
             {
                 "campaign_id": cid,
@@ -97,12 +97,23 @@ async def move_summaries(
             }
             for (cid, uid, src), n in sorted(clicks.items())
         ],
+        keys=("campaign_id", "line_id", "source_campaign_id"),
+        increment=("total_clicks",),
+        later=("last_clicked_at",),
+        returning=_TAG_STRING_NAMES if returning else (),
     )
-    if not tagged:
-        return list(first_tag)
-    if returning:
-        rows = result.all()
-    else:
+    return SummaryMoves(rows, list(first_tag), new_tags, tagged)
+
+
+async def add_tags(
+    conn: AsyncConnection, moves: SummaryMoves, returned: Sequence[tuple[Any, ...]]
+) -> None:
+    """After the summary upsert (same transaction, its rows locked): add the new tags.
+    `returned` is what the upsert returned (MySQL has no RETURNING: read back)."""
+    if not moves.tagged:
+        return
+    rows: Sequence[Any] = returned
+    if not moves.rows.returning:
         rows = (
             await conn.execute(
                 select(*_TAG_STRING_COLUMNS).where(
@@ -110,17 +121,16 @@ async def move_summaries(
                         SUMMARIES.c.campaign_id,
                         SUMMARIES.c.line_id,
                         SUMMARIES.c.source_campaign_id,
-                    ).in_(bucketed(tagged))
+                    ).in_(bucketed(moves.tagged))
                 )
             )
         ).all()
     current = {
         (cid, uid, src): (tags, until)
         for cid, uid, src, tags, until in rows
-        if (cid, uid, src) in tagged
+        if (cid, uid, src) in moves.tagged
     }
-    await _add_tags(conn, dialect, new_tags, current)
-    return list(first_tag)
+    await _add_tags(conn, moves.new_tags, current)
 
 
 def _summary_key_columns() -> Any:
@@ -131,7 +141,6 @@ def _summary_key_columns() -> Any:
 
 async def _add_tags(
     conn: AsyncConnection,
-    dialect: str,
     first_tag: dict[TagKey, tuple[datetime, int, str]],
     current: dict[SummaryKey, tuple[str | None, datetime | None]],
 ) -> None:
@@ -152,25 +161,25 @@ async def _add_tags(
     ordered = [(key, sorted(tags)) for key, tags in sorted(added.items())]
     # Insert-or-nothing under the tag's unique key: a row that exists already (say the
     # comma string was edited by hand) is left alone instead of failing the batch.
-    await conn.execute(
-        upsert(
-            dialect,
+    await write_rows(
+        conn,
+        RowSet(
             ClickSummaryTag,
-            keys=["campaign_id", "line_id", "source_campaign_id", "tag"],
+            [
+                {
+                    "campaign_id": cid,
+                    "line_id": uid,
+                    "source_campaign_id": src,
+                    "tag": tag,
+                    "first_seen_at": seen[0],
+                    "position": seen[1],
+                    "first_event_id": seen[2],
+                }
+                for (cid, uid, src), tags in ordered
+                for seen, tag in tags
+            ],
+            keys=("campaign_id", "line_id", "source_campaign_id", "tag"),
         ),
-        [
-            {
-                "campaign_id": cid,
-                "line_id": uid,
-                "source_campaign_id": src,
-                "tag": tag,
-                "first_seen_at": seen[0],
-                "position": seen[1],
-                "first_event_id": seen[2],
-            }
-            for (cid, uid, src), tags in ordered
-            for seen, tag in tags
-        ],
     )
     appended: list[dict[str, Any]] = []
     resort: list[SummaryKey] = []
@@ -194,13 +203,14 @@ async def _add_tags(
         await rebuild_tag_strings(conn, resort)
 
 
-_TAG_STRING_COLUMNS = (
-    SUMMARIES.c.campaign_id,
-    SUMMARIES.c.line_id,
-    SUMMARIES.c.source_campaign_id,
-    SUMMARIES.c.last_click_tag,
-    SUMMARIES.c.tags_seen_until,
+_TAG_STRING_NAMES = (
+    "campaign_id",
+    "line_id",
+    "source_campaign_id",
+    "last_click_tag",
+    "tags_seen_until",
 )
+_TAG_STRING_COLUMNS = tuple(SUMMARIES.c[name] for name in _TAG_STRING_NAMES)
 
 
 async def tag_rows(
