@@ -325,7 +325,7 @@ class Server:
         log(f"profiling server {self.label} for {seconds:.0f} s into {out}")
         return subprocess.Popen(
             [pyspy, "record", "--pid", str(self.pid), "--duration", str(int(seconds)),
-             "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"],
+             "--rate", "100", "--format", "raw", "--output", str(out), "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
