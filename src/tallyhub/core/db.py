@@ -353,11 +353,14 @@ def upsert(
 
 @dataclass(frozen=True)
 class RowSet:
-    """Rows for one table, each with the same columns, to insert as `upsert()` does when
-    `keys` are given (a plain INSERT otherwise), with the `returning` columns to give back
-    for the rows written (inserted or updated; insert-or-nothing returns nothing for a row
-    it left alone). Keys must be unique among the rows when the conflict updates columns:
-    PostgreSQL cannot update one row twice in one statement."""
+    """Rows for one table, each with the same columns, for `write_rows()`.
+
+    An insert set (the default) inserts as `upsert()` does when `keys` are given, as a
+    plain INSERT otherwise, and gives back the `returning` columns of the rows written
+    (insert-or-nothing returns nothing for a row it left alone). An update set
+    (`update=True`) changes existing rows matched by `keys`: adds the `increment` columns
+    and overwrites the `replace` ones; it never inserts. Keys must be unique among the rows
+    whenever rows are changed: PostgreSQL cannot change one row twice in one statement."""
 
     target: type[Base] | Table
     rows: Sequence[Mapping[str, Any]]
@@ -367,6 +370,7 @@ class RowSet:
     keep_first: Sequence[str] = ()
     later: Sequence[str] = ()
     returning: Sequence[str] = ()
+    update: bool = False
 
     @property
     def table(self) -> Table:
@@ -374,6 +378,8 @@ class RowSet:
         return target if isinstance(target, Table) else target.__table__  # type: ignore[return-value]
 
     def shape(self) -> _Shape:
+        if self.update and (not self.keys or self.keep_first or self.later or self.returning):
+            raise ValueError("an update set takes keys, increment and replace only")
         return _Shape(
             self.table,
             tuple(self.rows[0]),
@@ -383,6 +389,7 @@ class RowSet:
             tuple(self.keep_first),
             tuple(self.later),
             tuple(self.returning),
+            self.update,
         )
 
 
@@ -395,6 +402,7 @@ class _Shape(NamedTuple):
     keep_first: tuple[str, ...]
     later: tuple[str, ...]
     returning: tuple[str, ...]
+    update: bool
 
 
 async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ...]]:
@@ -402,13 +410,18 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ..
     first set's `returning` rows.
 
     On PostgreSQL this is one statement, one round trip: every set travels as one array
-    per column into an `INSERT … SELECT … FROM unnest(…)` (one execution and one short
-    plan however many rows, instead of a statement per row or a VALUES list planned anew
-    for every length). The first set is the statement itself and the others are
-    data-modifying CTEs, listed last first: PostgreSQL runs a statement's own part, then
-    its CTEs from the last listed, so the sets lock rows in the order given; every batch
-    that writes the same sets takes its locks in the same order. Elsewhere each set is an
-    executemany of `upsert()` (or a plain INSERT), one after the other."""
+    per column through `unnest(…)` (one execution and one short plan however many rows,
+    instead of a statement per row or a VALUES list planned anew for every length). The
+    first set is the statement itself and the others are data-modifying CTEs, listed last
+    first: PostgreSQL runs a statement's own part, then its CTEs from the last listed, so
+    the sets lock rows in the order given, the same in every transaction that writes the
+    same sets. An update set joins its rows in whatever order the plan visits them, so
+    when it comes first the statement's own part locks its rows in key order
+    (`SELECT … ORDER BY … FOR UPDATE`) before it runs; an update set further on should
+    change only rows the transaction already holds.
+
+    Elsewhere each set is an executemany (of `upsert()`, a plain INSERT or an UPDATE by
+    key), one after the other, row after row."""
     sets = tuple(s for s in sets if s.rows)
     if not sets:
         return []
@@ -423,8 +436,15 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ..
         return [tuple(row) for row in result] if sets[0].returning else []
     returned: list[tuple[Any, ...]] = []
     for n, s in enumerate(sets):
-        table = s.table
-        base = _upsert(conn.dialect.name, table, *s.shape()[2:7]) if s.keys else insert(table)
+        shape = s.shape()
+        if shape.update:
+            await conn.execute(
+                _update_by_key(shape.table, shape.keys, shape.increment, shape.replace),
+                [{f"p_{c}": row[c] for c in shape.columns} for row in s.rows],
+            )
+            continue
+        table = shape.table
+        base = _upsert(conn.dialect.name, table, *shape[2:7]) if s.keys else insert(table)
         if s.returning:
             base = base.returning(*(table.c[c] for c in s.returning))
         result = await conn.execute(base, list(s.rows))
@@ -433,22 +453,39 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ..
     return returned
 
 
+@lru_cache(maxsize=64)
+def _update_by_key(
+    table: Table, keys: tuple[str, ...], increment: tuple[str, ...], replace: tuple[str, ...]
+) -> Update:
+    values: dict[str, Any] = {c: table.c[c] + bindparam(f"p_{c}") for c in increment}
+    values.update({c: bindparam(f"p_{c}") for c in replace})
+    return update(table).where(*(table.c[k] == bindparam(f"p_{k}") for k in keys)).values(values)
+
+
 @lru_cache(maxsize=256)
 def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
 
-    def insert_sql(n: int, shape: _Shape) -> str:
+    def rows_of(n: int, shape: _Shape) -> str:
         table, columns = shape.table, shape.columns
-        names = ", ".join(quote(c) for c in columns)
         arrays = ", ".join(
             f"CAST(:a{n}_{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
             for i, c in enumerate(columns)
         )
-        sql = (
-            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} AS t ({names}) "
-            f"SELECT * FROM unnest({arrays}) AS u({names})"
-        )
+        return f"unnest({arrays}) AS u({', '.join(quote(c) for c in columns)})"
+
+    def write(n: int, shape: _Shape) -> str:
+        table = dialect.identifier_preparer.format_table(shape.table)
+        if shape.update:
+            sets = [f"{quote(c)} = t.{quote(c)} + u.{quote(c)}" for c in shape.increment]
+            sets += [f"{quote(c)} = u.{quote(c)}" for c in shape.replace]
+            match = " AND ".join(f"t.{quote(k)} = u.{quote(k)}" for k in shape.keys)
+            return (
+                f"UPDATE {table} AS t SET {', '.join(sets)} FROM {rows_of(n, shape)} WHERE {match}"
+            )
+        names = ", ".join(quote(c) for c in shape.columns)
+        sql = f"INSERT INTO {table} AS t ({names}) SELECT * FROM {rows_of(n, shape)}"
         if shape.keys:
             sets = [f"{quote(c)} = t.{quote(c)} + EXCLUDED.{quote(c)}" for c in shape.increment]
             sets += [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in shape.replace]
@@ -461,14 +498,28 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
             ]
             action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
             sql += f" ON CONFLICT ({', '.join(quote(k) for k in shape.keys)}) {action}"
+        if shape.returning:
+            sql += " RETURNING " + ", ".join(f"t.{quote(c)}" for c in shape.returning)
         return sql
 
-    ctes = [f"w{n} AS ({insert_sql(n, shape)})" for n, shape in enumerate(shapes) if n > 0]
-    sql = f"WITH {', '.join(reversed(ctes))} " if ctes else ""
-    sql += insert_sql(0, shapes[0])
     first = shapes[0]
-    if first.returning:
-        sql += " RETURNING " + ", ".join(f"t.{quote(c)}" for c in first.returning)
+    parts = [(f"w{n}", write(n, shape)) for n, shape in enumerate(shapes)]
+    if first.update:
+        # Lock the rows first, in key order; then the update (the last CTE: run first).
+        keys = ", ".join(f"t.{quote(k)}" for k in first.keys)
+        key_rows = ", ".join(f"{quote(k)}" for k in first.keys)
+        main = (
+            f"SELECT 1 FROM {dialect.identifier_preparer.format_table(first.table)} AS t "
+            f"WHERE ({keys}) IN (SELECT {key_rows} FROM {rows_of(0, first)}) "
+            f"ORDER BY {keys} FOR UPDATE OF t"
+        )
+        ctes = parts
+    else:
+        main = parts[0][1]
+        ctes = parts[1:]
+    sql = main
+    if ctes:
+        sql = f"WITH {', '.join(f'{name} AS ({text_})' for name, text_ in reversed(ctes))} {main}"
     statement = text(sql).bindparams(
         *(
             bindparam(f"a{n}_{i}", type_=ARRAY(shape.table.c[c].type))

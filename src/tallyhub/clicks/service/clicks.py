@@ -3,18 +3,19 @@
 Per batch: replayed event ids already in the log answer "already recorded" (replay is
 idempotent); members and (campaign, user) rows new to this process are inserted-or-nothing;
 then one `write_rows()` writes the summary upsert (deltas coalesced per (campaign, uid,
-src)), the daily rows, the interaction logs and the messages; new tags are added under the
-summary's row lock (summaries.py); the campaign counters move last.
+src)), the interaction logs and the messages; new tags are added under the summary's row
+lock (summaries.py); the campaign counters and daily rows move last, together.
 
-On PostgreSQL `write_rows()` is a single statement over one array per column, so a batch
-whose members and tags are known costs four round trips (BEGIN, that statement, the
-campaign counters, COMMIT) however many clicks it holds; elsewhere each set is an
-executemany. Round trips count twice on a busy server: every one waits for a turn of the
-event loop that is also serving the HTTP requests.
+On PostgreSQL each `write_rows()` is a single statement over one array per column, so a
+batch whose members and tags are known costs four round trips (BEGIN, the rows, the
+counters, COMMIT) however many clicks it holds; elsewhere each set is an executemany.
+Round trips count twice on a busy server: each one waits for a turn of the event loop
+that is also serving the HTTP requests, and a row locked before one is held through it.
 
 Lock order, the same in every transaction (batches, recalibration): members, campaign
-users, summaries (then their tags), daily rows, campaigns; keys sorted inside each. The
-hottest rows (a campaign, its day) come last, so they are held for the shortest time.
+users, summaries (then their tags), campaigns, daily rows; keys sorted inside each. The
+hottest rows (a campaign, its day) come last, so they are held for the shortest time:
+from the last statement to the commit.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from tallyhub.clicks.models import (
 )
 from tallyhub.clicks.service.summaries import TagKey, add_tags, move_summaries, table_of
 from tallyhub.core.daywindow import business_date
-from tallyhub.core.db import RowSet, after_commit, bucketed, increment, utcnow, write_rows
+from tallyhub.core.db import RowSet, after_commit, bucketed, utcnow, write_rows
 from tallyhub.core.http import NotFound
 
 RECORDED = "recorded"
@@ -134,8 +135,6 @@ class _Fresh:
 # ---------------------------------------------------------------- statements, built once
 
 
-_CAMPAIGN_COUNTERS = increment(CAMPAIGNS, ["id"], ["clicked_count", "unique_users"])
-
 # Lookups by expanding IN lists, always given `bucketed()` values: few list lengths, so
 # the driver's prepared statements are reused.
 _RECORDED = select(InteractionLog.event_id).where(
@@ -221,10 +220,11 @@ async def apply_clicks(
         new_users, user_keys = await _campaign_users(conn, dialect, fresh, cache)
         summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
         returned = await write_rows(
-            conn, summaries.rows, _daily(fresh), _logs(fresh), _messages(fresh, member_ids)
+            conn, summaries.rows, _logs(fresh), _messages(fresh, member_ids)
         )
         await add_tags(conn, summaries, returned)
-        await _campaigns(conn, fresh, new_users)
+        # The hottest rows last, in one statement: held from here to the commit only.
+        await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh))
         tag_keys = summaries.tag_keys
         for item in fresh:
             results[item.index] = RECORDED
@@ -396,15 +396,15 @@ def _daily(fresh: list[_Fresh]) -> RowSet:
     )
 
 
-async def _campaigns(conn: AsyncConnection, fresh: list[_Fresh], new_users: Counter[int]) -> None:
-    """The campaign counters, one row after the other in id order: concurrent batches lock
-    campaigns in the same order and cannot deadlock. (An `UPDATE … FROM unnest(…)` would
-    lock them in whatever order its join visits them.)"""
+def _campaigns(fresh: list[_Fresh], new_users: Counter[int]) -> RowSet:
     per_campaign: Counter[int] = Counter(item.event.campaign_id for item in fresh)
-    await conn.execute(
-        _CAMPAIGN_COUNTERS,
+    return RowSet(
+        CAMPAIGNS,
         [
-            {"k_id": cid, "d_clicked_count": n, "d_unique_users": new_users.get(cid, 0)}
+            {"id": cid, "clicked_count": n, "unique_users": new_users.get(cid, 0)}
             for cid, n in sorted(per_campaign.items())
         ],
+        keys=("id",),
+        increment=("clicked_count", "unique_users"),
+        update=True,
     )

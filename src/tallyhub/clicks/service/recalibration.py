@@ -1,8 +1,8 @@
 """Recalibration (校准) of the clicks domain: recompute every campaign counter, daily row,
 summary and tag set from the interaction logs, correct what drifted, record each drift.
 
-Safe while clicks are recorded: for each chunk of campaigns the summaries, the daily rows
-and the campaign rows are locked first, in the order a click batch takes them, and only
+Safe while clicks are recorded: for each chunk of campaigns the summaries, the campaign rows
+and the daily rows are locked first, in the order a click batch takes them, and only
 then are the logs counted. A batch either committed before the lock (its logs are
 counted) or waits for it (neither its logs nor its counter moves are seen).
 """
@@ -41,7 +41,7 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
     drifts: list[dict[str, Any]] = []
     logs = InteractionLog
 
-    # Lock first, in the order click batches lock: summaries, daily rows, campaigns.
+    # Lock first, in the order click batches lock: summaries, campaigns, daily rows.
     stored_summaries: dict[SummaryKey, ClickSummary] = {
         (s.campaign_id, s.line_id, s.source_campaign_id): s
         for s in await session.scalars(
@@ -50,15 +50,6 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
             .order_by(
                 ClickSummary.campaign_id, ClickSummary.line_id, ClickSummary.source_campaign_id
             )
-            .with_for_update()
-        )
-    }
-    stored_days = {
-        (r.campaign_id, r.business_date): r
-        for r in await session.scalars(
-            select(CampaignDailyStats)
-            .where(CampaignDailyStats.campaign_id.in_(campaign_ids))
-            .order_by(CampaignDailyStats.campaign_id, CampaignDailyStats.business_date)
             .with_for_update()
         )
     }
@@ -72,6 +63,15 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
         )
     }
 
+    stored_days = {
+        (r.campaign_id, r.business_date): r
+        for r in await session.scalars(
+            select(CampaignDailyStats)
+            .where(CampaignDailyStats.campaign_id.in_(campaign_ids))
+            .order_by(CampaignDailyStats.campaign_id, CampaignDailyStats.business_date)
+            .with_for_update()
+        )
+    }
     # Then count the logs.
     per_campaign = {
         cid: (int(n), int(users))

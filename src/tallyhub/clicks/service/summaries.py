@@ -159,8 +159,25 @@ async def _add_tags(
     if not added:
         return
     ordered = [(key, sorted(tags)) for key, tags in sorted(added.items())]
+    appended: list[dict[str, Any]] = []
+    resort: list[SummaryKey] = []
+    for key, tags in ordered:
+        present, until = current.get(key, (None, None))
+        if until is not None and tags[0][0][0] <= until:
+            resort.append(key)
+            continue
+        appended.append(
+            {
+                "campaign_id": key[0],
+                "line_id": key[1],
+                "source_campaign_id": key[2],
+                "last_click_tag": ",".join([*filter(None, [present]), *(t for _, t in tags)]),
+                "tags_seen_until": tags[-1][0][0],
+            }
+        )
     # Insert-or-nothing under the tag's unique key: a row that exists already (say the
-    # comma string was edited by hand) is left alone instead of failing the batch.
+    # comma string was edited by hand) is left alone instead of failing the batch. The
+    # strings go in the same statement: their summaries are held already.
     await write_rows(
         conn,
         RowSet(
@@ -180,25 +197,14 @@ async def _add_tags(
             ],
             keys=("campaign_id", "line_id", "source_campaign_id", "tag"),
         ),
+        RowSet(
+            SUMMARIES,
+            appended,
+            keys=("campaign_id", "line_id", "source_campaign_id"),
+            replace=("last_click_tag", "tags_seen_until"),
+            update=True,
+        ),
     )
-    appended: list[dict[str, Any]] = []
-    resort: list[SummaryKey] = []
-    for key, tags in ordered:
-        present, until = current.get(key, (None, None))
-        if until is not None and tags[0][0][0] <= until:
-            resort.append(key)
-            continue
-        appended.append(
-            {
-                "b_cid": key[0],
-                "b_uid": key[1],
-                "b_src": key[2],
-                "b_tags": ",".join([*filter(None, [present]), *(tag for _, tag in tags)]),
-                "b_until": tags[-1][0][0],
-            }
-        )
-    if appended:
-        await conn.execute(_TAG_STRING, appended)
     if resort:
         await rebuild_tag_strings(conn, resort)
 
