@@ -235,25 +235,18 @@ class Server:
         return self.process.pid
 
     async def __aenter__(self) -> Server:
+        # `tallyhub serve`, as deployed: uvicorn (uvloop and httptools, its defaults when
+        # installed) and, with several workers, one SO_REUSEPORT socket per worker.
         command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tallyhub.app:create_app",
-            "--factory",
+            str(Path(sys.executable).parent / "tallyhub"),
+            "serve",
+            "--no-migrate",
             "--host",
             HOST,
             "--port",
             str(self.port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
             "--workers",
             str(self.workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ]
         env = {**os.environ, **self.env}
         self.process = await asyncio.create_subprocess_exec(
