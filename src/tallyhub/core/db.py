@@ -21,10 +21,12 @@ from sqlalchemy import (
     ARRAY,
     DateTime,
     Insert,
+    Integer,
     MetaData,
     Table,
     Update,
     bindparam,
+    column,
     event,
     exc,
     func,
@@ -405,37 +407,53 @@ class _Shape(NamedTuple):
     update: bool
 
 
-async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ...]]:
-    """Write row sets, each in its row order, the sets in the order given; returns the
-    first set's `returning` rows.
+async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[list[tuple[Any, ...]]]:
+    """Write row sets, each in its row order, the sets in the order given; returns each
+    set's `returning` rows (an empty list for a set that returns nothing). Sets that
+    return rows come before the others.
 
     On PostgreSQL this is one statement, one round trip: every set travels as one array
     per column through `unnest(…)` (one execution and one short plan however many rows,
     instead of a statement per row or a VALUES list planned anew for every length). The
-    first set is the statement itself and the others are data-modifying CTEs, listed last
-    first: PostgreSQL runs a statement's own part, then its CTEs from the last listed, so
-    the sets lock rows in the order given, the same in every transaction that writes the
-    same sets. An update set joins its rows in whatever order the plan visits them, so
-    when it comes first the statement's own part locks its rows in key order
-    (`SELECT … ORDER BY … FOR UPDATE`) before it runs; an update set further on should
-    change only rows the transaction already holds.
+    first set is the statement itself, or, when several sets return rows, the statement
+    reads their CTEs one after the other; the other sets are data-modifying CTEs, listed
+    last first: PostgreSQL runs a statement's own part (and the CTEs it reads, as it reads
+    them), then its other CTEs from the last listed, so the sets lock rows in the order
+    given, the same in every transaction that writes the same sets. An update set joins
+    its rows in whatever order the plan visits them, so when it comes first the
+    statement's own part locks its rows in key order (`SELECT … ORDER BY … FOR UPDATE`)
+    before it runs; an update set further on should change only rows the transaction
+    already holds.
 
     Elsewhere each set is an executemany (of `upsert()`, a plain INSERT or an UPDATE by
     key), one after the other, row after row."""
-    sets = tuple(s for s in sets if s.rows)
-    if not sets:
-        return []
+    returned: list[list[tuple[Any, ...]]] = [[] for _ in sets]
+    written = [(n, s) for n, s in enumerate(sets) if s.rows]
+    if not written:
+        return returned
+    flags = [bool(s.returning) for _, s in written]
+    if flags != sorted(flags, reverse=True):
+        raise ValueError("sets that return rows come before the others")
     if conn.dialect.name == "postgresql":
-        statement = _unnest_statement(tuple(s.shape() for s in sets))
+        statement = _unnest_statement(tuple(s.shape() for _, s in written))
         params = {
             f"a{n}_{i}": [row[c] for row in s.rows]
-            for n, s in enumerate(sets)
+            for n, (_, s) in enumerate(written)
             for i, c in enumerate(s.rows[0])
         }
         result = await conn.execute(statement, params)
-        return [tuple(row) for row in result] if sets[0].returning else []
-    returned: list[tuple[Any, ...]] = []
-    for n, s in enumerate(sets):
+        if sum(flags) == 1:
+            returned[written[0][0]] = [tuple(row) for row in result]
+        elif sum(flags) > 1:
+            # One column per returned column of every set, after the set's index.
+            offsets = [0]
+            for _, s in written:
+                offsets.append(offsets[-1] + len(s.returning))
+            for row in result:
+                n = row[0]
+                returned[written[n][0]].append(tuple(row[1 + offsets[n] : 1 + offsets[n + 1]]))
+        return returned
+    for n, s in written:
         shape = s.shape()
         if shape.update:
             await conn.execute(
@@ -448,8 +466,8 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[tuple[Any, ..
         if s.returning:
             base = base.returning(*(table.c[c] for c in s.returning))
         result = await conn.execute(base, list(s.rows))
-        if n == 0 and s.returning:
-            returned = [tuple(row) for row in result]
+        if s.returning:
+            returned[n] = [tuple(row) for row in result]
     return returned
 
 
@@ -504,6 +522,8 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
 
     first = shapes[0]
     parts = [(f"w{n}", write(n, shape)) for n, shape in enumerate(shapes)]
+    returning = [(n, shape) for n, shape in enumerate(shapes) if shape.returning]
+    result_columns: list[Any] = [first.table.c[c] for c in first.returning]
     if first.update:
         # Lock the rows first, in key order; then the update (the last CTE: run first).
         keys = ", ".join(f"t.{quote(k)}" for k in first.keys)
@@ -512,6 +532,25 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
             f"SELECT 1 FROM {dialect.identifier_preparer.format_table(first.table)} AS t "
             f"WHERE ({keys}) IN (SELECT {key_rows} FROM {rows_of(0, first)}) "
             f"ORDER BY {keys} FOR UPDATE OF t"
+        )
+        ctes = parts
+    elif len(returning) > 1:
+        # Read the returning sets' CTEs one after the other: a row is its set's index,
+        # then one column for every returned column of every set (NULL but its own).
+        result_columns = [column("set_index", Integer)]
+        typed: list[tuple[int, str, str]] = []
+        for n, shape in returning:
+            for c in shape.returning:
+                typed.append((n, c, shape.table.c[c].type.compile(dialect=dialect)))
+                result_columns.append(shape.table.c[c].label(f"w{n}_{c}"))
+        main = " UNION ALL ".join(
+            f"SELECT {n}, "
+            + ", ".join(
+                f"w{n}.{quote(c)}" if owner == n else f"CAST(NULL AS {type_})"
+                for owner, c, type_ in typed
+            )
+            + f" FROM w{n}"
+            for n, _ in returning
         )
         ctes = parts
     else:
@@ -527,9 +566,9 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
             for i, c in enumerate(shape.columns)
         )
     )
-    if not first.returning:
+    if not returning or first.update:
         return statement
-    return statement.columns(*(first.table.c[c] for c in first.returning))
+    return statement.columns(*result_columns)
 
 
 def increment(target: type[Base] | Table, keys: Sequence[str], columns: Sequence[str]) -> Update:

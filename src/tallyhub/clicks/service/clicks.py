@@ -1,16 +1,17 @@
 """The click write path: `apply_clicks` applies a whole batch in one transaction.
 
 Per batch: replayed event ids already in the log answer "already recorded" (replay is
-idempotent); members and (campaign, user) rows new to this process are inserted-or-nothing;
-then one `write_rows()` writes the summary upsert (deltas coalesced per (campaign, uid,
-src)), the interaction logs and the messages; new tags are added under the summary's row
-lock (summaries.py); the campaign counters and daily rows move last, together.
+idempotent); members new to this process are inserted-or-nothing first (their ids go into
+the messages); then one `write_rows()` writes the (campaign, user) rows new to this
+process, the summary upsert (deltas coalesced per (campaign, uid, src)), the new tags
+(summaries.py), the interaction logs and the messages; the campaign counters, the daily
+rows and the new tag strings move last, together.
 
 On PostgreSQL each `write_rows()` is a single statement over one array per column, so a
-batch whose members and tags are known costs four round trips (BEGIN, the rows, the
-counters, COMMIT) however many clicks it holds; elsewhere each set is an executemany.
-Round trips count twice on a busy server: each one waits for a turn of the event loop
-that is also serving the HTTP requests, and a row locked before one is held through it.
+batch costs four round trips (BEGIN, the rows, the counters, COMMIT) however many clicks,
+new users and new tags it holds; elsewhere each set is an executemany. Round trips count
+twice on a busy server: each one waits for a turn of the event loop that is also serving
+the HTTP requests, and a row locked before one is held through it.
 
 Lock order, the same in every transaction (batches, recalibration): members, campaign
 users, summaries (then their tags), campaigns, daily rows; keys sorted inside each. The
@@ -37,7 +38,7 @@ from tallyhub.clicks.models import (
     Member,
     Message,
 )
-from tallyhub.clicks.service.summaries import TagKey, add_tags, move_summaries, table_of
+from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of, tag_strings
 from tallyhub.core.daywindow import business_date
 from tallyhub.core.db import RowSet, after_commit, bucketed, utcnow, write_rows
 from tallyhub.core.http import NotFound
@@ -147,9 +148,6 @@ _MEMBERS = select(Member.line_uid, Member.id).where(
     Member.line_uid.in_(bindparam("uids", expanding=True))
 )
 _CAMPAIGN_USER_KEY = tuple_(CampaignUser.campaign_id, CampaignUser.line_id)
-_CAMPAIGN_USERS = select(CampaignUser.campaign_id, CampaignUser.line_id).where(
-    _CAMPAIGN_USER_KEY.in_(bindparam("keys", expanding=True))
-)
 _CAMPAIGN_USER_OWNERS = select(
     CampaignUser.campaign_id, CampaignUser.line_id, CampaignUser.first_event_id
 ).where(_CAMPAIGN_USER_KEY.in_(bindparam("keys", expanding=True)))
@@ -217,15 +215,22 @@ async def apply_clicks(
         dialect = conn.dialect.name
         cache = known if known is not None else KnownRows()
         member_ids = await _members(conn, dialect, fresh, cache)
-        new_users, user_keys = await _campaign_users(conn, dialect, fresh, cache)
+        users = _CampaignUsers(dialect, fresh, cache)
         summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
-        returned = await write_rows(
-            conn, summaries.rows, _logs(fresh), _messages(fresh, member_ids)
+        users_returned, summaries_returned, *_ = await write_rows(
+            conn,
+            users.rows,
+            summaries.rows,
+            summaries.tag_rows,
+            _logs(fresh),
+            _messages(fresh, member_ids),
         )
-        await add_tags(conn, summaries, returned)
+        new_users = await users.count_new(conn, users_returned)
+        strings = await tag_strings(conn, summaries, summaries_returned)
         # The hottest rows last, in one statement: held from here to the commit only.
-        await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh))
+        await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh), strings)
         tag_keys = summaries.tag_keys
+        user_keys = users.keys
         for item in fresh:
             results[item.index] = RECORDED
         after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
@@ -264,7 +269,7 @@ async def _members(
         now = utcnow()
         rows = [{"line_uid": uid, "created_at": now, "updated_at": now} for uid in missing]
         if dialect in _RETURNS_INSERTED:
-            inserted = await write_rows(
+            (inserted,) = await write_rows(
                 conn, RowSet(Member, rows, keys=("line_uid",), returning=("line_uid", "id"))
             )
             known.update((uid, member_id) for uid, member_id in inserted)
@@ -276,57 +281,53 @@ async def _members(
     return known
 
 
-async def _campaign_users(
-    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], cache: KnownRows
-) -> tuple[Counter[int], list[tuple[int, str]]]:
-    """Insert-or-nothing one row per (campaign, user); returns the users new to each
-    campaign, counting only the rows this transaction really inserted, and every key.
+class _CampaignUsers:
+    """One row per (campaign, user), inserted-or-nothing with the batch's other rows
+    (`rows`, empty when every pair is known); then `count_new()` gives the users new to
+    each campaign, counting only the rows this transaction really inserted. PostgreSQL and
+    SQLite learn them from RETURNING; MariaDB reads the rows back and counts those whose
+    `first_event_id` is this batch's."""
 
-    PostgreSQL and SQLite learn the inserted rows from RETURNING (one statement); MariaDB
-    reads the rows back and counts those whose `first_event_id` is this batch's."""
-    firsts: dict[tuple[int, str], ClickEvent] = {}
-    for item in fresh:
-        event = item.event
-        if event.line_id:
-            key = (event.campaign_id, event.line_id)
-            if key not in firsts or event.triggered_at < firsts[key].triggered_at:
-                firsts[key] = event
-    new_users: Counter[int] = Counter()
-    keys = list(firsts)
-    unknown = sorted(key for key in keys if key not in cache.campaign_users)
-    if not unknown:
-        return new_users, keys
-
-    def rows(pairs: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
-        return [
-            {
-                "campaign_id": cid,
-                "line_id": uid,
-                "first_event_id": firsts[cid, uid].event_id,
-                "first_clicked_at": firsts[cid, uid].triggered_at,
-            }
-            for cid, uid in pairs
-        ]
-
-    if dialect in _RETURNS_INSERTED:
-        inserted = await write_rows(
-            conn, RowSet(CampaignUser, rows(unknown), keys=_USER_KEY, returning=_USER_KEY)
+    def __init__(self, dialect: str, fresh: list[_Fresh], cache: KnownRows) -> None:
+        firsts: dict[tuple[int, str], ClickEvent] = {}
+        for item in fresh:
+            event = item.event
+            if event.line_id:
+                key = (event.campaign_id, event.line_id)
+                if key not in firsts or event.triggered_at < firsts[key].triggered_at:
+                    firsts[key] = event
+        self.firsts = firsts
+        self.keys = list(firsts)
+        self.unknown = sorted(key for key in self.keys if key not in cache.campaign_users)
+        self.rows = RowSet(
+            CampaignUser,
+            [
+                {
+                    "campaign_id": cid,
+                    "line_id": uid,
+                    "first_event_id": firsts[cid, uid].event_id,
+                    "first_clicked_at": firsts[cid, uid].triggered_at,
+                }
+                for cid, uid in self.unknown
+            ],
+            keys=_USER_KEY,
+            returning=_USER_KEY if dialect in _RETURNS_INSERTED else (),
         )
-        for cid, _uid in inserted:
-            new_users[cid] += 1
-        return new_users, keys
-    existing = set(
-        (await conn.execute(_CAMPAIGN_USERS, {"keys": bucketed(unknown)})).tuples().all()
-    )
-    missing = [key for key in unknown if key not in existing]
-    if not missing:
-        return new_users, keys
-    await write_rows(conn, RowSet(CampaignUser, rows(missing), keys=_USER_KEY))
-    owners = await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": bucketed(missing)})
-    for cid, uid, event_id in owners:
-        if firsts[cid, uid].event_id == event_id:
-            new_users[cid] += 1
-    return new_users, keys
+
+    async def count_new(
+        self, conn: AsyncConnection, inserted: Sequence[tuple[Any, ...]]
+    ) -> Counter[int]:
+        new_users: Counter[int] = Counter()
+        if not self.unknown:
+            return new_users
+        if self.rows.returning:
+            new_users.update(cid for cid, _uid in inserted)
+            return new_users
+        owners = await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": bucketed(self.unknown)})
+        for cid, uid, event_id in owners:
+            if self.firsts[cid, uid].event_id == event_id:
+                new_users[cid] += 1
+        return new_users
 
 
 # ---------------------------------------------------------------- messages and logs

@@ -18,7 +18,7 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
-from tallyhub.core.db import RowSet, bucketed, utcnow, write_rows
+from tallyhub.core.db import RowSet, bucketed, utcnow
 
 if TYPE_CHECKING:
     from tallyhub.clicks.service.clicks import ClickEvent
@@ -48,11 +48,14 @@ _TAG_STRING = (
 
 @dataclass(slots=True)
 class SummaryMoves:
-    """What a batch does to its summaries: `rows`, the upsert that adds total_clicks and
-    keeps the later last_clicked_at (a replayed click can be older), written together
-    with the batch's other rows; then `add_tags()` adds the tags not known to exist."""
+    """What a batch does to its summaries, written with the batch's other rows: `rows`,
+    the upsert that adds total_clicks and keeps the later last_clicked_at (a replayed
+    click can be older), then `tag_rows`, the tags not known to exist, inserted-or-nothing
+    under their unique key while the upsert holds their summaries. `tag_strings()` then
+    gives the new comma strings, written with the batch's last statement."""
 
     rows: RowSet
+    tag_rows: RowSet
     tag_keys: list[TagKey]  # every tag key of the batch
     new_tags: dict[TagKey, tuple[datetime, int, str]]  # first seen (time, position, event)
     tagged: set[SummaryKey]  # summaries that may get a tag
@@ -80,7 +83,7 @@ def move_summaries(
             if tag_key not in first_tag or seen < first_tag[tag_key]:
                 first_tag[tag_key] = seen
     now = utcnow()
-    new_tags = {key: seen for key, seen in first_tag.items() if key not in known_tags}
+    new_tags = {key: seen for key, seen in sorted(first_tag.items()) if key not in known_tags}
     tagged = {key[:3] for key in new_tags}
     returning = bool(tagged) and dialect != "mysql"
     rows = RowSet(
@@ -102,16 +105,42 @@ def move_summaries(
         later=("last_clicked_at",),
         returning=_TAG_STRING_NAMES if returning else (),
     )
-    return SummaryMoves(rows, list(first_tag), new_tags, tagged)
+    # A row that exists already (a tag this process has not seen, or one a hand-edited
+    # string already lists) is left alone instead of failing the batch.
+    tag_rows = RowSet(
+        ClickSummaryTag,
+        [
+            {
+                "campaign_id": cid,
+                "line_id": uid,
+                "source_campaign_id": src,
+                "tag": tag,
+                "first_seen_at": seen[0],
+                "position": seen[1],
+                "first_event_id": seen[2],
+            }
+            for (cid, uid, src, tag), seen in new_tags.items()
+        ],
+        keys=("campaign_id", "line_id", "source_campaign_id", "tag"),
+    )
+    return SummaryMoves(rows, tag_rows, list(first_tag), new_tags, tagged)
 
 
-async def add_tags(
+async def tag_strings(
     conn: AsyncConnection, moves: SummaryMoves, returned: Sequence[tuple[Any, ...]]
-) -> None:
-    """After the summary upsert (same transaction, its rows locked): add the new tags.
-    `returned` is what the upsert returned (MySQL has no RETURNING: read back)."""
+) -> RowSet:
+    """The new comma strings of the summaries that got tags, as an update set for the
+    batch's last statement. `returned` is what the summary upsert returned: each string
+    as it was under the lock (MySQL has no RETURNING: read back).
+
+    Tags are only ever added by a transaction that holds their summary's row (the summary
+    upsert took it; recalibration locks it too), and that transaction also writes the
+    string. So the string read under the lock is the complete set, and nobody can add a
+    tag meanwhile. Tags first seen after every stored one are appended; otherwise (a
+    replayed click) the string is rebuilt from the tag rows in first-seen order, here."""
+    strings: list[dict[str, Any]] = []
     if not moves.tagged:
-        return
+        return _strings(strings)
     rows: Sequence[Any] = returned
     if not moves.rows.returning:
         rows = (
@@ -130,43 +159,19 @@ async def add_tags(
         for cid, uid, src, tags, until in rows
         if (cid, uid, src) in moves.tagged
     }
-    await _add_tags(conn, moves.new_tags, current)
-
-
-def _summary_key_columns() -> Any:
-    return tuple_(
-        ClickSummaryTag.campaign_id, ClickSummaryTag.line_id, ClickSummaryTag.source_campaign_id
-    )
-
-
-async def _add_tags(
-    conn: AsyncConnection,
-    first_tag: dict[TagKey, tuple[datetime, int, str]],
-    current: dict[SummaryKey, tuple[str | None, datetime | None]],
-) -> None:
-    """Add the batch's new tags and write those summaries' comma strings.
-
-    Tags are only ever added by a transaction that holds their summary's row (the summary
-    upsert just took it; recalibration locks it too), and that transaction also writes the
-    string. So the string read under the lock is the complete set, and nobody can add a
-    tag meanwhile. Tags first seen after every stored one are appended; otherwise (a
-    replayed click) the string is rebuilt from the rows in first-seen order."""
     added: dict[SummaryKey, list[tuple[tuple[datetime, int, str], str]]] = defaultdict(list)
-    for (cid, uid, src, tag), seen in first_tag.items():
+    for (cid, uid, src, tag), seen in moves.new_tags.items():
         present, _ = current.get((cid, uid, src), (None, None))
         if present is None or tag not in present.split(","):
             added[cid, uid, src].append((seen, tag))
-    if not added:
-        return
-    ordered = [(key, sorted(tags)) for key, tags in sorted(added.items())]
-    appended: list[dict[str, Any]] = []
     resort: list[SummaryKey] = []
-    for key, tags in ordered:
+    for key, tags in sorted(added.items()):
+        tags.sort()
         present, until = current.get(key, (None, None))
         if until is not None and tags[0][0][0] <= until:
             resort.append(key)
             continue
-        appended.append(
+        strings.append(
             {
                 "campaign_id": key[0],
                 "line_id": key[1],
@@ -175,38 +180,25 @@ async def _add_tags(
                 "tags_seen_until": tags[-1][0][0],
             }
         )
-    # Insert-or-nothing under the tag's unique key: a row that exists already (say the
-    # comma string was edited by hand) is left alone instead of failing the batch. The
-    # strings go in the same statement: their summaries are held already.
-    await write_rows(
-        conn,
-        RowSet(
-            ClickSummaryTag,
-            [
-                {
-                    "campaign_id": cid,
-                    "line_id": uid,
-                    "source_campaign_id": src,
-                    "tag": tag,
-                    "first_seen_at": seen[0],
-                    "position": seen[1],
-                    "first_event_id": seen[2],
-                }
-                for (cid, uid, src), tags in ordered
-                for seen, tag in tags
-            ],
-            keys=("campaign_id", "line_id", "source_campaign_id", "tag"),
-        ),
-        RowSet(
-            SUMMARIES,
-            appended,
-            keys=("campaign_id", "line_id", "source_campaign_id"),
-            replace=("last_click_tag", "tags_seen_until"),
-            update=True,
-        ),
-    )
     if resort:
         await rebuild_tag_strings(conn, resort)
+    return _strings(strings)
+
+
+def _strings(rows: list[dict[str, Any]]) -> RowSet:
+    return RowSet(
+        SUMMARIES,
+        rows,
+        keys=("campaign_id", "line_id", "source_campaign_id"),
+        replace=("last_click_tag", "tags_seen_until"),
+        update=True,
+    )
+
+
+def _summary_key_columns() -> Any:
+    return tuple_(
+        ClickSummaryTag.campaign_id, ClickSummaryTag.line_id, ClickSummaryTag.source_campaign_id
+    )
 
 
 _TAG_STRING_NAMES = (
