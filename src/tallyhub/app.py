@@ -15,7 +15,7 @@ from tallyhub.clicks import jobs as clicks_jobs  # noqa: F401  (registers the do
 from tallyhub.core import auth, metrics
 from tallyhub.core import jobs as core_jobs
 from tallyhub.core.auth import FailureLimiter
-from tallyhub.core.http import HotPaths, error_body, install_error_handlers
+from tallyhub.core.http import HotPathsApp, error_body, install_error_handlers
 from tallyhub.core.jobs import JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Extension, Runtime
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
             gc.unfreeze()
             await runtime.stop()
 
-    app = FastAPI(
+    app = HotPathsApp(
         title="TallyHub",
         version=__version__,
         description="Exact, instantly readable statistics for growth-operations teams.",
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     for router in leads_api.routers:
         app.include_router(router)
     clicks_api.mount(app, settings)
-    app.add_middleware(HotPaths, routes={**leads_api.hot_paths, **clicks_api.hot_paths})
+    app.hot_paths = {**leads_api.hot_paths, **clicks_api.hot_paths}
     app.include_router(pages.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

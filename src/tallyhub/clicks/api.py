@@ -464,7 +464,7 @@ async def recalibrations(
     return await runs_page(session, "clicks", paging)
 
 
-# GET and HEAD /__track are answered ahead of FastAPI's stack (core.http.HotPaths); the
+# GET and HEAD /__track are answered ahead of FastAPI's stack (core.http.HotPathsApp); the
 # route in the table stays for other methods (405).
 hot_paths = {("GET", "/__track"): TrackRoute(), ("HEAD", "/__track"): TrackRoute()}
 

@@ -142,35 +142,44 @@ def install_error_handlers(app: FastAPI) -> None:
 HotHandler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-class HotPaths:
-    """ASGI middleware for the few endpoints hit thousands of times a second: an exact
-    (method, path) match goes straight to its ASGI app, ahead of FastAPI's middleware,
-    routing and dependency resolution, which cost more than the endpoint's own work.
-    Everything else goes on to the app unchanged (keep a FastAPI or Starlette route for
-    the same path, so /docs describes it and other methods get 405)."""
+class HotPathsApp(FastAPI):
+    """The FastAPI app, with a front door for the few endpoints hit thousands of times a
+    second: an exact (method, path) match in `hot_paths` goes straight to its ASGI app,
+    ahead of everything FastAPI and Starlette wrap around a request (telemetry, error
+    middleware, routing, dependency resolution), which costs more than the endpoint's own
+    work. Everything else is served as usual (keep a FastAPI or Starlette route for the
+    same path, so /docs describes it and other methods get 405). A hot endpoint answers
+    its own errors."""
 
-    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], ASGIApp]) -> None:
-        self.app = app
-        self.routes = routes
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hot_paths: dict[tuple[str, str], ASGIApp] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            endpoint = self.routes.get((scope["method"], scope["path"]))
+            endpoint = self.hot_paths.get((scope["method"], scope["path"]))
             if endpoint is not None:
+                scope["app"] = self  # as Starlette sets it: `request.app` finds the runtime
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
 
 def plain_endpoint(handler: HotHandler) -> ASGIApp:
     """An ASGI app from a Request -> Response handler, rendering domain errors as the
-    usual JSON (it runs outside FastAPI's exception handlers)."""
+    usual JSON and anything else as a logged 500 (it runs outside FastAPI's exception
+    handlers and error middleware)."""
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         try:
             response = await handler(Request(scope, receive))
         except DomainError as error:
             response = domain_error_response(error)
+        except Exception:
+            log.error("http.hot_path_failed", path=scope["path"], exc_info=True)
+            response = JSONResponse(
+                error_body("internal_error", "the request could not be handled"), 500
+            )
         await response(scope, receive, send)
 
     return endpoint

@@ -186,7 +186,7 @@ hot = APIRouter(prefix="/api/client", tags=["leads: desktop client"])
     },
 )
 async def client_incoming(request: Request) -> Response:
-    """Also served by core.http.HotPaths ahead of FastAPI (see `hot_paths`)."""
+    """Also served by core.http.HotPathsApp ahead of FastAPI (see `hot_paths`)."""
     try:
         body = schemas.IncomingReport.model_validate_json(await request.body())
     except ValidationError as error:
