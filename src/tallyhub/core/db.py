@@ -359,7 +359,8 @@ class RowSet:
 
     An insert set (the default) inserts as `upsert()` does when `keys` are given, as a
     plain INSERT otherwise, and gives back the `returning` columns of the rows written
-    (insert-or-nothing returns nothing for a row it left alone). An update set
+    (insert-or-nothing returns nothing for a row it left alone; MySQL/MariaDB cannot
+    tell, so there a set with `keys` may not ask for `returning`). An update set
     (`update=True`) changes existing rows matched by `keys`: adds the `increment` columns
     and overwrites the `replace` ones; it never inserts. Keys must be unique among the rows
     whenever rows are changed: PostgreSQL cannot change one row twice in one statement."""
@@ -453,6 +454,9 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[list[tuple[An
                 n = row[0]
                 returned[written[n][0]].append(tuple(row[1 + offsets[n] : 1 + offsets[n + 1]]))
         return returned
+    if conn.dialect.name == "mysql" and any(s.keys and s.returning for _, s in written):
+        # ON DUPLICATE KEY UPDATE … RETURNING returns the rows it left alone as well.
+        raise ValueError("MySQL/MariaDB cannot tell inserted rows apart: read them back")
     for n, s in written:
         shape = s.shape()
         if shape.update:
