@@ -376,7 +376,8 @@ async def bench() -> str:
         "other work, so figures may be depressed"
     )
     table.note(
-        f"server: uvicorn (uvloop + httptools), TALLYHUB_ENV=production, scheduler off, "
+        "server: `tallyhub serve` (uvicorn, uvloop + httptools; one SO_REUSEPORT socket per "
+        f"worker), TALLYHUB_ENV=production, scheduler off, "
         f"default pool; load generator: this process, {sizes.clients} raw keep-alive HTTP/1.1 "
         f"connections on the same machine; {sizes.warmup:.0f} s warm-up + "
         f"{sizes.seconds:.0f} s measured per run; rates count 302 answers in the window"

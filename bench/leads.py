@@ -699,7 +699,7 @@ async def bench() -> str:
         "figures may be depressed"
     )
     table.note(
-        f"server: uvicorn, {sizes.workers} worker(s), uvloop + httptools, "
+        f"server: `tallyhub serve` (uvicorn), {sizes.workers} worker(s), uvloop + httptools, "
         "TALLYHUB_ENV=production, scheduler off, default pool"
         + (" (writer metrics are one worker's)" if sizes.workers > 1 else "")
         + f"; load generator in the same machine ({sizes.clients} raw "
