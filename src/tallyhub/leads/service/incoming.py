@@ -2,9 +2,10 @@
 
 `apply_incoming` applies a whole batch in the writer's transaction: it resolves groups and
 accounts with set queries, decides new/duplicate by insert-or-nothing into the contact
-pools, moves every counter with one executemany statement per table (keys sorted, one
-row each), writes the log rows, and queues the live push for after commit. Statements are
-Core and built once, so a batch costs about a dozen round trips whatever its size.
+pools, moves every counter (coalesced, one row per key, keys sorted), writes the log rows,
+and queues the live push for after commit. The writes go through core's `write_rows()`:
+on PostgreSQL the two pools are one statement, the four counter tables another and the
+logs a third, each row set as one array per column; elsewhere executemany per table.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.db import after_commit, bucketed, increment, upsert, utcnow
+from tallyhub.core.db import RowSet, after_commit, bucketed, utcnow, write_rows
 from tallyhub.core.http import DomainError, NotFound, Unauthorized
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
@@ -86,11 +87,6 @@ _ACCOUNT_TODAYS = select(_AD.line_account_id, _AD.business_date, _AD.incoming).w
     _AD.line_account_id.in_(bindparam("ids", expanding=True)),
     _AD.business_date.in_(bindparam("days", expanding=True)),
 )
-_GROUP_COUNTERS = increment(GroupStats, ["group_id"], ["total_incoming", "duplicate_incoming"])
-_ACCOUNT_COUNTERS = increment(
-    LineAccountStats, ["line_account_id"], ["total_incoming", "duplicate_incoming"]
-)
-_INSERT_LOGS = insert(cast(Table, IncomingLog.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,23 +261,27 @@ async def _decide_duplicates(session: AsyncSession, dialect: str, fresh: list[_R
         }
         for line, item in sorted(global_pool.items())
     ]
-    group_insert = upsert(dialect, Contact, keys=["group_id", "line_id"])
-    global_insert = upsert(dialect, GlobalContact, keys=["line_id"])
-
-    if dialect in ("postgresql", "sqlite"):
-        new_in_group = set(
-            (await session.execute(group_insert.returning(_C.group_id, _C.line_id), group_rows))
-            .tuples()
-            .all()
-        )
-        new_globally = set(
-            (await session.execute(global_insert.returning(_GC.line_id), global_rows))
-            .scalars()
-            .all()
-        )
+    conn = await session.connection()
+    returns = dialect in ("postgresql", "sqlite")
+    in_group, in_global = await write_rows(
+        conn,
+        RowSet(
+            Contact,
+            group_rows,
+            keys=("group_id", "line_id"),
+            returning=("group_id", "line_id") if returns else (),
+        ),
+        RowSet(
+            GlobalContact,
+            global_rows,
+            keys=("line_id",),
+            returning=("line_id",) if returns else (),
+        ),
+    )
+    if returns:
+        new_in_group = {(gid, line) for gid, line in in_group}
+        new_globally = {line for (line,) in in_global}
     else:
-        await session.execute(group_insert, group_rows)
-        await session.execute(global_insert, global_rows)
         lines = bucketed(global_pool)
         new_in_group = {
             (gid, line)
@@ -333,64 +333,68 @@ async def _apply_counters_and_logs(
         account_day[aid, item.day] += 1
         account_day_dup[aid, item.day] += dup
 
-    # Coalesced deltas, one row per key, keys in sorted order: the group's stats row first
-    # (recalibration locks it), so batches from any number of processes cannot deadlock.
-    await session.execute(
-        _GROUP_COUNTERS,
-        [
-            {
-                "k_group_id": gid,
-                "d_total_incoming": group_n[gid],
-                "d_duplicate_incoming": group_dup[gid],
-            }
-            for gid in sorted(group_n)
-        ],
-    )
-    await session.execute(
-        _ACCOUNT_COUNTERS,
-        [
-            {
-                "k_line_account_id": aid,
-                "d_total_incoming": account_n[aid],
-                "d_duplicate_incoming": account_dup[aid],
-            }
-            for aid in sorted(account_n)
-        ],
-    )
-    await session.execute(
-        upsert(
-            dialect,
+    # Coalesced deltas, one row per key, keys in sorted order, in one write: the groups'
+    # stats rows first (recalibration locks them too), so batches from any number of
+    # processes cannot deadlock; an account's and a day's rows belong to a group held.
+    await write_rows(
+        await session.connection(),
+        RowSet(
+            GroupStats,
+            [
+                {
+                    "group_id": gid,
+                    "total_incoming": group_n[gid],
+                    "duplicate_incoming": group_dup[gid],
+                }
+                for gid in sorted(group_n)
+            ],
+            keys=("group_id",),
+            increment=("total_incoming", "duplicate_incoming"),
+            update=True,
+        ),
+        RowSet(
+            LineAccountStats,
+            [
+                {
+                    "line_account_id": aid,
+                    "total_incoming": account_n[aid],
+                    "duplicate_incoming": account_dup[aid],
+                }
+                for aid in sorted(account_n)
+            ],
+            keys=("line_account_id",),
+            increment=("total_incoming", "duplicate_incoming"),
+            update=True,
+        ),
+        RowSet(
             GroupDailyStats,
-            keys=["group_id", "business_date"],
-            increment=["incoming", "duplicate_incoming"],
+            [
+                {
+                    "group_id": gid,
+                    "business_date": day,
+                    "incoming": n,
+                    "duplicate_incoming": group_day_dup[gid, day],
+                }
+                for (gid, day), n in sorted(group_day.items())
+            ],
+            keys=("group_id", "business_date"),
+            increment=("incoming", "duplicate_incoming"),
         ),
-        [
-            {
-                "group_id": gid,
-                "business_date": day,
-                "incoming": n,
-                "duplicate_incoming": group_day_dup[gid, day],
-            }
-            for (gid, day), n in sorted(group_day.items())
-        ],
-    )
-    await session.execute(
-        upsert(
-            dialect,
+        RowSet(
             LineAccountDailyStats,
-            keys=["line_account_id", "business_date"],
-            increment=["incoming", "duplicate_incoming"],
+            [
+                {
+                    "line_account_id": aid,
+                    "business_date": day,
+                    "group_id": account_group[aid],
+                    "incoming": n,
+                    "duplicate_incoming": account_day_dup[aid, day],
+                }
+                for (aid, day), n in sorted(account_day.items())
+            ],
+            keys=("line_account_id", "business_date"),
+            increment=("incoming", "duplicate_incoming"),
         ),
-        [
-            {
-                "line_account_id": aid,
-                "business_date": day,
-                "group_id": account_group[aid],
-                "incoming": n,
-                "duplicate_incoming": account_day_dup[aid, day],
-            }
-            for (aid, day), n in sorted(account_day.items())
-        ],
     )
 
     # The figures after this batch, read back from the rows this transaction holds.
@@ -439,7 +443,7 @@ async def _apply_counters_and_logs(
             total_incoming=total,
         )
     logs.reverse()
-    await session.execute(_INSERT_LOGS, logs)
+    await write_rows(await session.connection(), RowSet(IncomingLog, logs))
 
 
 async def _queue_push(session: AsyncSession, hub: Hub, fresh: list[_Resolved]) -> None:
