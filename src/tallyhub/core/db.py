@@ -3,6 +3,10 @@
 The edge (an HTTP request or a job run) opens a session, commits once, and only then
 fires the callbacks registered with `after_commit`; on an error it rolls back and
 drops them. Services flush, never commit.
+
+`write_rows()` is the one way to write many rows: inserts, upserts (`ON CONFLICT` or
+`ON DUPLICATE KEY UPDATE`) and updates by key, several tables in one statement on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -292,7 +296,7 @@ def bucketed(values: Iterable[T]) -> list[T]:
     return items + [items[-1]] * (size - len(items))
 
 
-# ---------------------------------------------------------------- dialect-aware upsert
+# ---------------------------------------------------------------- writing many rows
 
 
 @lru_cache(maxsize=256)
@@ -324,41 +328,15 @@ def _upsert(
     return ins.on_conflict_do_update(index_elements=list(keys), set_=on_conflict)
 
 
-def upsert(
-    dialect: str,
-    target: type[Base] | Table,
-    *,
-    keys: Sequence[str],
-    increment: Iterable[str] = (),
-    replace: Iterable[str] = (),
-    keep_first: Iterable[str] = (),
-    later: Iterable[str] = (),
-) -> Insert:
-    """An INSERT to execute with a list of rows (executemany, in the order given): on a
-    key conflict it adds the `increment` columns, overwrites `replace`, fills `keep_first`
-    only where NULL and keeps the greater of `later`. With none of them it is
-    insert-or-nothing. Built once per shape and reused.
-
-        await session.execute(upsert(dialect, DailyStats, keys=[...], increment=[...]), rows)
-    """
-    table: Table = target if isinstance(target, Table) else target.__table__  # type: ignore[assignment]
-    return _upsert(
-        dialect,
-        table,
-        tuple(keys),
-        tuple(increment),
-        tuple(replace),
-        tuple(keep_first),
-        tuple(later),
-    )
-
-
 @dataclass(frozen=True)
 class RowSet:
     """Rows for one table, each with the same columns, for `write_rows()`.
 
-    An insert set (the default) inserts as `upsert()` does when `keys` are given, as a
-    plain INSERT otherwise, and gives back the `returning` columns of the rows written
+    An insert set (the default) is a plain INSERT, or with `keys` an upsert (`ON
+    CONFLICT`, or `ON DUPLICATE KEY UPDATE` on MySQL): on a key conflict it adds the
+    `increment` columns, overwrites `replace`, fills `keep_first` only where NULL and keeps
+    the greater of `later`; with none of them it is insert-or-nothing. It gives back the
+    `returning` columns of the rows written
     (insert-or-nothing returns nothing for a row it left alone; MySQL/MariaDB cannot
     tell, so there a set with `keys` may not ask for `returning`). An update set
     (`update=True`) changes existing rows matched by `keys`: adds the `increment` columns
@@ -426,8 +404,8 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[list[tuple[An
     before it runs; an update set further on should change only rows the transaction
     already holds.
 
-    Elsewhere each set is an executemany (of `upsert()`, a plain INSERT or an UPDATE by
-    key), one after the other, row after row."""
+    Elsewhere each set is an executemany (of the dialect's upsert, a plain INSERT or an
+    UPDATE by key), one after the other, row after row."""
     returned: list[list[tuple[Any, ...]]] = [[] for _ in sets]
     written = [(n, s) for n, s in enumerate(sets) if s.rows]
     if not written:
@@ -573,19 +551,3 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
     if not returning or first.update:
         return statement
     return statement.columns(*result_columns)
-
-
-def increment(target: type[Base] | Table, keys: Sequence[str], columns: Sequence[str]) -> Update:
-    """UPDATE … SET c = c + :d_c WHERE key = :k_key, to execute with a list of parameter
-    sets (`{"k_<key>": …, "d_<column>": …}`) in key order: one statement, compiled once."""
-    table: Table = target if isinstance(target, Table) else target.__table__  # type: ignore[assignment]
-    return _increment(table, tuple(keys), tuple(columns))
-
-
-@lru_cache(maxsize=256)
-def _increment(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Update:
-    return (
-        update(table)
-        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
-        .values({c: table.c[c] + bindparam(f"d_{c}") for c in columns})
-    )
