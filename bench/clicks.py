@@ -38,7 +38,6 @@ import httpx
 
 from bench.harness import (
     HOST,
-    CpuMeter,
     LoadResult,
     Server,
     Table,
@@ -47,6 +46,7 @@ from bench.harness import (
     env_int,
     log,
     machine_load,
+    measured_cpu,
     ms,
     parse_metrics,
     postgres_version,
@@ -219,19 +219,9 @@ async def click_run(
         previous[client] = data
         return data, "click"
 
-    meter = CpuMeter(server.pid)
-
-    async def measured_window() -> str:
-        await asyncio.sleep(sizes.warmup)
-        meter.start()
-        profiler = server.profile(sizes.seconds, f"clicks-{label}")
-        await asyncio.sleep(sizes.seconds)
-        cpu = meter.stop()
-        if profiler is not None:
-            await asyncio.to_thread(profiler.wait)
-        return cpu
-
-    watching = asyncio.create_task(measured_window())
+    watching = asyncio.create_task(
+        measured_cpu(server, sizes.warmup, sizes.seconds, f"clicks-{label}")
+    )
     before = await scrape(server)
     result = await run_load(
         server.port, next_request, clients=sizes.clients, seconds=sizes.seconds, warmup=sizes.warmup

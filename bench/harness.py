@@ -135,6 +135,21 @@ class CpuMeter:
         )
 
 
+async def measured_cpu(server: Server, warmup: float, seconds: float, name: str) -> str:
+    """The CPU use of a load run's measured window (`seconds` after `warmup`), with the
+    server sampled by py-spy meanwhile when BENCH_PROFILE_DIR asks for it. Start it as a
+    task next to the load."""
+    meter = CpuMeter(server.pid)
+    await asyncio.sleep(warmup)
+    meter.start()
+    profiler = server.profile(seconds, name)
+    await asyncio.sleep(seconds)
+    cpu = meter.stop()
+    if profiler is not None:
+        await asyncio.to_thread(profiler.wait)
+    return cpu
+
+
 _METRIC_LINE = re.compile(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$")
 
 

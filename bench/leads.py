@@ -25,7 +25,6 @@ import httpx
 
 from bench.harness import (
     HOST,
-    CpuMeter,
     LoadResult,
     Server,
     Table,
@@ -35,6 +34,7 @@ from bench.harness import (
     env_int,
     log,
     machine_load,
+    measured_cpu,
     ms,
     parse_metrics,
     percentile,
@@ -421,19 +421,9 @@ async def incoming_run(
             str(group.id),
         )
 
-    meter = CpuMeter(server.pid)
-
-    async def measured_window() -> str:
-        await asyncio.sleep(sizes.warmup)
-        meter.start()
-        profiler = server.profile(sizes.seconds, f"incoming-{label}")
-        await asyncio.sleep(sizes.seconds)
-        cpu = meter.stop()
-        if profiler is not None:
-            await asyncio.to_thread(profiler.wait)
-        return cpu
-
-    watching = asyncio.create_task(measured_window())
+    watching = asyncio.create_task(
+        measured_cpu(server, sizes.warmup, sizes.seconds, f"incoming-{label}")
+    )
     before = await scrape(server)
     result = await run_load(
         server.port,
