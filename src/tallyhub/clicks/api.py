@@ -32,7 +32,8 @@ from tallyhub.clicks.service.tracking import (
     check_uid,
     parse_id,
 )
-from tallyhub.core.auth import AdminUser, CurrentUser, WriterUser
+from tallyhub.core import recalibration
+from tallyhub.core.auth import CurrentUser, WriterUser
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.cache import OnceWindow
 from tallyhub.core.db import after_commit, utcnow
@@ -43,9 +44,7 @@ from tallyhub.core.http import (
     Session,
     TransactionalRoute,
     page_of,
-    read_only_session,
 )
-from tallyhub.core.recalibration import RecalibrationOut, runs_page
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.settings import Settings
 
@@ -449,19 +448,12 @@ async def update_member(
     )
 
 
-@admin.post("/recalibrate", summary="Recompute every click counter from the logs now (admin)")
-@read_only_session
-async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
-    runtime = runtime_of(request)
-    run = await service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk)
-    return RecalibrationOut.model_validate(run)
-
-
-@admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
-async def recalibrations(
-    session: Session, _: CurrentUser, paging: Paging
-) -> Page[RecalibrationOut]:
-    return await runs_page(session, "clicks", paging)
+recalibration.add_routes(
+    admin,
+    "clicks",
+    lambda runtime: service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk),
+    counters="click counter",
+)
 
 
 # GET and HEAD /__track are answered ahead of FastAPI's stack (core.http.HotPathsApp); the

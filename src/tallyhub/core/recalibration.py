@@ -10,13 +10,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from tallyhub.core.auth import AdminUser, CurrentUser
 from tallyhub.core.db import Base, Database, UTCDateTime, utcnow
-from tallyhub.core.http import Page, PageParams, page_of, paginate
+from tallyhub.core.http import (
+    Page,
+    PageParams,
+    Paging,
+    Session,
+    page_of,
+    paginate,
+    read_only_session,
+)
+from tallyhub.core.runtime import Runtime, runtime_of
 
 MAX_DRIFTS_KEPT = 1000  # a run records at most this many drifts; drift_count has them all
 
@@ -123,3 +134,25 @@ async def runs_page(
         paging,
     )
     return page_of([RecalibrationOut.model_validate(r) for r in rows], total, paging)
+
+
+def add_routes(
+    router: APIRouter,
+    domain: str,
+    recalibrate: Callable[[Runtime], Awaitable[RecalibrationRun]],
+    *,
+    counters: str,
+) -> None:
+    """A domain's `POST …/recalibrate` (admin: recompute its `counters` now) and
+    `GET …/recalibrations` (its runs, newest first, with their drifts) on its router."""
+
+    @router.post("/recalibrate", summary=f"Recompute every {counters} from the logs now (admin)")
+    @read_only_session
+    async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
+        return RecalibrationOut.model_validate(await recalibrate(runtime_of(request)))
+
+    @router.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
+    async def recalibrations(
+        session: Session, _: CurrentUser, paging: Paging
+    ) -> Page[RecalibrationOut]:
+        return await runs_page(session, domain, paging)

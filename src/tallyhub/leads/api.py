@@ -12,9 +12,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSoc
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from tallyhub.core import metrics
+from tallyhub.core import metrics, recalibration
 from tallyhub.core.auth import (
-    AdminUser,
     CurrentUser,
     FailureLimiter,
     WriterUser,
@@ -35,7 +34,6 @@ from tallyhub.core.http import (
     read_only_session,
     validation_error_response,
 )
-from tallyhub.core.recalibration import RecalibrationOut, runs_page
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.leads import schemas, service
 from tallyhub.leads.models import Group
@@ -335,19 +333,12 @@ async def group_incoming(
     return page_of([schemas.IncomingLogOut.model_validate(r) for r in rows], total, paging)
 
 
-@admin.post("/recalibrate", summary="Recompute every counter from the logs now (admin)")
-@read_only_session
-async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
-    runtime = runtime_of(request)
-    run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
-    return RecalibrationOut.model_validate(run)
-
-
-@admin.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
-async def recalibrations(
-    session: Session, _: CurrentUser, paging: Paging
-) -> Page[RecalibrationOut]:
-    return await runs_page(session, "leads", paging)
+recalibration.add_routes(
+    admin,
+    "leads",
+    lambda runtime: service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk),
+    counters="counter",
+)
 
 
 # ---------------------------------------------------------------- live push
