@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
 
-from tallyhub.core.db import Database, RowSet, UTCDateTime, write_rows
+from tallyhub.core.db import Database, RowSet, UTCDateTime, custom_plans, write_rows
 from tests.conftest import TestDatabase
 
 metadata = MetaData()
@@ -207,3 +207,25 @@ async def test_concurrent_batches_on_the_same_hot_rows_stay_exact(server: Databa
     expected = {k: (k + 1) * logged.count(k) for k in range(10)}
     assert len(logged) == 50 * 6
     assert totals == expected
+
+
+async def test_custom_plans_last_for_their_transaction_only(db: Database) -> None:
+    """`custom_plans()` plans the rest of one transaction's statements for their own
+    parameters on PostgreSQL; the next transaction is back to the default, whose generic
+    plans the unnest writes rely on. Elsewhere it does nothing (and does not fail)."""
+
+    async def mode() -> str:
+        async with db.engine.connect() as conn:
+            return str((await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one())
+
+    async with db.transaction() as session:
+        conn = await session.connection()
+        await custom_plans(conn)
+        await write_rows(conn, RowSet(events, [{"id": 1, "k": 1, "note": "a"}]))
+        if db.dialect == "postgresql":
+            inside = (await conn.exec_driver_sql("SHOW plan_cache_mode")).scalar_one()
+            assert inside == "force_custom_plan"
+    async with db.engine.connect() as conn:
+        assert (await conn.execute(select(events.c.note))).scalars().all() == ["a"]
+    if db.dialect == "postgresql":
+        assert await mode() == "auto"

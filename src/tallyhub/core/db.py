@@ -286,6 +286,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
+async def custom_plans(conn: AsyncConnection) -> None:
+    """For the rest of this transaction, let PostgreSQL plan each statement for its own
+    parameters (a no-op elsewhere). Call it before `key IN (…)` lookups on a table that may
+    have grown fast since their generic plan was made: a plan chosen while the table was
+    nearly empty scans the whole table (measured: 9–90 ms instead of under 1 ms for 64
+    event ids in 40,000 click logs, before autovacuum had analyzed the table)."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def bucketed(values: Iterable[T]) -> list[T]:
     """The distinct values, sorted, padded by repeating the last one to a power-of-two
     length. An expanding IN renders one SQL text per list length; with few lengths the

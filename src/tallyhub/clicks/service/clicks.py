@@ -40,7 +40,7 @@ from tallyhub.clicks.models import (
 )
 from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of, tag_strings
 from tallyhub.core.daywindow import business_date
-from tallyhub.core.db import RowSet, after_commit, bucketed, utcnow, write_rows
+from tallyhub.core.db import RowSet, after_commit, bucketed, custom_plans, utcnow, write_rows
 from tallyhub.core.http import NotFound
 
 RECORDED = "recorded"
@@ -189,6 +189,7 @@ async def apply_clicks(
     ]
     recorded: set[str] = set()
     if to_check:
+        await custom_plans(conn)
         recorded = set((await conn.execute(_RECORDED, {"ids": bucketed(to_check)})).scalars())
     zones = await _zones(conn, [events[i] for i in first_index.values()])
     fresh: list[_Fresh] = []
@@ -263,6 +264,7 @@ async def _members(
     unknown = sorted(uids - known.keys())
     if not unknown:
         return known
+    await custom_plans(conn)
     known.update((await conn.execute(_MEMBERS, {"uids": bucketed(unknown)})).tuples().all())
     missing = [uid for uid in unknown if uid not in known]
     if missing:
