@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -275,6 +276,8 @@ async def test_a_full_queue_refuses_a_submit_that_will_not_wait(store: Store) ->
                     break
                 await asyncio.sleep(0.001)
             assert w.depth == 2
+            depth = REGISTRY.get_sample_value("batch_queue_depth", {"writer": "test.saturated"})
+            assert depth == 2  # the gauge reads the queue when scraped
             with pytest.raises(WriterSaturated):
                 await w.submit(4, wait=False)
             gate.set()

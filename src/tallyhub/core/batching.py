@@ -84,7 +84,8 @@ class BatchWriter(Generic[E, R]):
         self._queue: asyncio.Queue[_Pending[E, R]] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
-        self._depth = metrics.BATCH_QUEUE_DEPTH.labels(writer=name)
+        # Read when scraped: nothing to update on every submit.
+        metrics.BATCH_QUEUE_DEPTH.labels(writer=name).set_function(self._queue.qsize)
         self._size = metrics.BATCH_SIZE.labels(writer=name)
         self._seconds = metrics.BATCH_COMMIT_SECONDS.labels(writer=name)
 
@@ -131,7 +132,6 @@ class BatchWriter(Generic[E, R]):
                 self._queue.put_nowait(item)
             except asyncio.QueueFull:
                 raise WriterSaturated(self.name) from None
-        self._depth.set(self._queue.qsize())
         return await item.future
 
     async def submit_many(self, events: Sequence[E]) -> list[R | BaseException]:
@@ -150,7 +150,6 @@ class BatchWriter(Generic[E, R]):
             if not stop_seen and len(items) < self.max_batch and self.max_wait > 0:
                 await asyncio.sleep(self.max_wait)
                 stop_seen = self._drain(items)
-            self._depth.set(self._queue.qsize())
             try:
                 await self._apply_isolating(items)
             except Exception as error:
