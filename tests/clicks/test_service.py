@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tallyhub.clicks.api import Tracker
 from tallyhub.clicks.service.tracking import (
     Refused,
     dedup_key,
@@ -130,3 +131,33 @@ def test_dedup_key_tells_anonymous_clients_apart() -> None:
     assert dedup_key("U1", "", 1, 0, "image_click", "t") != dedup_key(
         "U1", "", 1, 1, "image_click", "t"
     )
+
+
+_QUERY_PIECES = st.sampled_from(
+    ["cid", "uid", "to", "tag", "src", "type", "sig", "x", "=", "&", "+", "%", "%2B", "%26",
+     "%3D", "%E4%B8%AD", "%zz", "%E4", "a b", "中", "https://example.com/?a=1", ""]
+)  # fmt: skip
+
+
+@given(st.lists(_QUERY_PIECES, max_size=12).map("".join))
+def test_the_track_query_is_read_as_parse_qsl_reads_it(query: str) -> None:
+    """`/__track` reads its query with its own loop; it must agree with the standard
+    library on everything: plus signs, %-escapes (also broken ones), empty and bare
+    parts, repeated names."""
+    from urllib.parse import parse_qsl
+
+    raw = query.encode("utf-8")
+    expected_params: dict[str, str] = {}
+    expected_tags: list[str] = []
+    repeated = False
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name == "tag":
+            expected_tags.append(value)
+        elif name in ("cid", "to", "src", "type", "uid", "sig"):
+            repeated = repeated or name in expected_params
+            expected_params[name] = value
+    if repeated:
+        with pytest.raises(Refused, match="given more than once"):
+            Tracker._params(raw)
+        return
+    assert Tracker._params(raw) == (expected_params, expected_tags)

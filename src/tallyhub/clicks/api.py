@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import structlog
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -201,9 +201,19 @@ class Tracker:
 
     @staticmethod
     def _params(query_string: bytes) -> tuple[dict[str, str], list[str]]:
+        """The query's parameters as `parse_qsl(…, keep_blank_values=True)` reads them
+        (`+` is a space, %-escapes are UTF-8), unquoting only the parts that need it: on
+        this path parse_qsl alone cost a third of checking a click."""
         params: dict[str, str] = {}
         tags: list[str] = []
-        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        for part in query_string.decode("latin-1").split("&"):
+            if not part:
+                continue
+            name, _, value = part.partition("=")
+            if "%" in name or "+" in name:
+                name = unquote_plus(name)
+            if "%" in value or "+" in value:
+                value = unquote_plus(value)
             if name == "tag":
                 tags.append(value)
             elif name in _SINGLE:
