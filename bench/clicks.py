@@ -58,7 +58,7 @@ from bench.harness import (
 GOAL_CLICKS_PER_S = 5000
 STRETCH_CLICKS_PER_S = 7000
 GOAL_P99_S = 0.050
-GOAL_B_OVER_A = 0.25
+STRETCH_B_OVER_A = 0.25  # the stretch goal, 7,000/s, as a ratio to a bare 302
 GOAL_B_OVER_C = 5.0
 
 USERS = 1000
@@ -352,7 +352,10 @@ async def bench() -> str:
         b_over_a = batched.rate / bare.rate if bare.rate else 0.0
         b_over_c = batched.rate / single.rate if single.rate else 0.0
         table.add(
-            f"ratio b/a, {w}", f"{b_over_a:.2f}", f"≥ {GOAL_B_OVER_A}", b_over_a >= GOAL_B_OVER_A
+            f"ratio b/a, {w}",
+            f"{b_over_a:.2f}",
+            f"≥ {STRETCH_B_OVER_A} (stretch)",
+            b_over_a >= STRETCH_B_OVER_A,
         )
         table.add(
             f"ratio b/c, {w}", f"{b_over_c:.1f} ×", f"≥ {GOAL_B_OVER_C:.0f} ×",
