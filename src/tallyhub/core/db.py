@@ -474,18 +474,29 @@ def _update_by_key(
     return update(table).where(*(table.c[k] == bindparam(f"p_{k}") for k in keys)).values(values)
 
 
+def unnest_arrays(table: Table, columns: Sequence[str], prefix: str) -> tuple[str, list[Any]]:
+    """PostgreSQL: `unnest(CAST(:<prefix>_0 AS <type>[]), …)`, a row source of one array
+    per column of `table`, and its typed bind parameters (`<prefix>_<i>`, the i-th column):
+    for statements written by hand, as `write_rows()` writes its own."""
+    dialect = postgresql.dialect()
+    arrays = ", ".join(
+        f"CAST(:{prefix}_{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
+        for i, c in enumerate(columns)
+    )
+    params = [
+        bindparam(f"{prefix}_{i}", type_=ARRAY(table.c[c].type)) for i, c in enumerate(columns)
+    ]
+    return f"unnest({arrays})", params
+
+
 @lru_cache(maxsize=256)
 def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
     dialect = postgresql.dialect()
     quote = dialect.identifier_preparer.quote
 
     def rows_of(n: int, shape: _Shape) -> str:
-        table, columns = shape.table, shape.columns
-        arrays = ", ".join(
-            f"CAST(:a{n}_{i} AS {table.c[c].type.compile(dialect=dialect)}[])"
-            for i, c in enumerate(columns)
-        )
-        return f"unnest({arrays}) AS u({', '.join(quote(c) for c in columns)})"
+        source, _ = unnest_arrays(shape.table, shape.columns, f"a{n}")
+        return f"{source} AS u({', '.join(quote(c) for c in shape.columns)})"
 
     def write(n: int, shape: _Shape) -> str:
         table = dialect.identifier_preparer.format_table(shape.table)
@@ -555,9 +566,9 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
         sql = f"WITH {', '.join(f'{name} AS ({text_})' for name, text_ in reversed(ctes))} {main}"
     statement = text(sql).bindparams(
         *(
-            bindparam(f"a{n}_{i}", type_=ARRAY(shape.table.c[c].type))
+            param
             for n, shape in enumerate(shapes)
-            for i, c in enumerate(shape.columns)
+            for param in unnest_arrays(shape.table, shape.columns, f"a{n}")[1]
         )
     )
     if not returning or first.update:
