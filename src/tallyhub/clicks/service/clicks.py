@@ -9,7 +9,9 @@ rows and the new tag strings move last, together.
 
 On PostgreSQL each `write_rows()` is a single statement over one array per column, so a
 batch costs four round trips (BEGIN, the rows, the counters, COMMIT) however many clicks,
-new users and new tags it holds; elsewhere each set is an executemany. Round trips count
+new users and new tags it holds; elsewhere each set is an executemany. A usual batch on
+PostgreSQL (fresh clicks of known members) is less still: one statement outside a
+transaction, committed by PostgreSQL itself (one_statement.py). Round trips count
 twice on a busy server: each one waits for a turn of the event loop that is also serving
 the HTTP requests, and a row locked before one is held through it.
 
@@ -38,7 +40,14 @@ from tallyhub.clicks.models import (
     Member,
     Message,
 )
-from tallyhub.clicks.service.summaries import TagKey, move_summaries, table_of, tag_strings
+from tallyhub.clicks.service import one_statement
+from tallyhub.clicks.service.summaries import (
+    SummaryMoves,
+    TagKey,
+    move_summaries,
+    table_of,
+    tag_strings,
+)
 from tallyhub.core.daywindow import business_date
 from tallyhub.core.db import RowSet, after_commit, bucketed, custom_plans, utcnow, write_rows
 from tallyhub.core.http import NotFound
@@ -172,7 +181,6 @@ async def apply_clicks(
 
     Only events for which `may_be_recorded` is true (all, by default: replays) are looked
     up by event id first; a fresh click from the edge cannot be in the log yet."""
-    conn = await session.connection()
     results: list[str | Exception | None] = [None] * len(events)
     first_index: dict[str, int] = {}
     repeats: dict[int, int] = {}
@@ -187,6 +195,12 @@ async def apply_clicks(
         for event_id, i in first_index.items()
         if may_be_recorded is None or may_be_recorded(events[i])
     ]
+    cache = known if known is not None else KnownRows()
+    single = _one_statement_fits(session, [events[i] for i in first_index.values()], cache)
+    single = single and not to_check
+    conn = await session.connection(
+        execution_options={"isolation_level": "AUTOCOMMIT"} if single else None
+    )
     recorded: set[str] = set()
     if to_check:
         await custom_plans(conn)
@@ -214,22 +228,32 @@ async def apply_clicks(
 
     if fresh:
         dialect = conn.dialect.name
-        cache = known if known is not None else KnownRows()
         member_ids = await _members(conn, dialect, fresh, cache)
         users = _CampaignUsers(dialect, fresh, cache)
         summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
-        users_returned, summaries_returned, *_ = await write_rows(
-            conn,
-            users.rows,
-            summaries.rows,
-            summaries.tag_rows,
-            _logs(fresh),
-            _messages(fresh, member_ids),
-        )
-        new_users = await users.count_new(conn, users_returned)
-        strings = await tag_strings(conn, summaries, summaries_returned)
-        # The hottest rows last, in one statement: held from here to the commit only.
-        await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh), strings)
+        if single:
+            try:
+                await one_statement.write_batch(
+                    conn,
+                    users=users.rows,
+                    summaries=summaries,
+                    logs=_logs(fresh),
+                    messages=_messages(fresh, member_ids),
+                    campaigns=_campaigns(fresh, Counter()),
+                    daily=_daily(fresh),
+                )
+            except one_statement.TagsOutOfOrder:
+                # Nothing was written: the general path, in a transaction of its own on
+                # this connection (it is in autocommit mode, so BEGIN and COMMIT are ours).
+                await conn.exec_driver_sql("BEGIN")
+                try:
+                    await _write(conn, fresh, member_ids, users, summaries)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+        else:
+            await _write(conn, fresh, member_ids, users, summaries)
         tag_keys = summaries.tag_keys
         user_keys = users.keys
         for item in fresh:
@@ -240,6 +264,42 @@ async def apply_clicks(
         results[i] = ALREADY_RECORDED if results[first] == RECORDED else results[first]
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
+
+
+def _one_statement_fits(
+    session: AsyncSession, events: Sequence[ClickEvent], cache: KnownRows
+) -> bool:
+    """A usual batch on PostgreSQL (one_statement.py): every campaign's time zone came
+    with its click and every member is known, so nothing needs to be read first."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    members = cache.members
+    return all(
+        e.timezone is not None and (e.line_id is None or e.line_id in members) for e in events
+    )
+
+
+async def _write(
+    conn: AsyncConnection,
+    fresh: list[_Fresh],
+    member_ids: dict[str, int],
+    users: _CampaignUsers,
+    summaries: SummaryMoves,
+) -> None:
+    """The general path, inside the caller's transaction: the rows in one `write_rows()`,
+    then, from what they returned, the counters and tag strings in another."""
+    users_returned, summaries_returned, *_ = await write_rows(
+        conn,
+        users.rows,
+        summaries.rows,
+        summaries.tag_rows,
+        _logs(fresh),
+        _messages(fresh, member_ids),
+    )
+    new_users = await users.count_new(conn, users_returned)
+    strings = await tag_strings(conn, summaries, summaries_returned)
+    # The hottest rows last, in one statement: held from here to the commit only.
+    await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh), strings)
 
 
 async def _zones(conn: AsyncConnection, events: Sequence[ClickEvent]) -> dict[int, str]:

@@ -1,0 +1,170 @@
+"""A usual click batch on PostgreSQL is one statement (clicks/service/one_statement.py);
+elsewhere, or when the batch needs reads first, it is the general transaction. Both must
+leave exactly the same rows, on every dialect."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, insert, select
+
+from tallyhub.clicks.models import (
+    Campaign,
+    CampaignUser,
+    ClickSummary,
+    ClickSummaryTag,
+    InteractionLog,
+    Message,
+)
+from tallyhub.clicks.service import RECORDED, ClickEvent, KnownRows, apply_clicks
+from tallyhub.core.db import Database
+from tests.conftest import TestDatabase
+
+T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(test_db: TestDatabase) -> AsyncIterator[Database]:
+    database = Database(test_db.url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def _campaign(db: Database) -> int:
+    async with db.transaction() as session:
+        result = await session.execute(
+            insert(Campaign).returning(Campaign.id),
+            [{"name": "one statement", "allowed_hosts": ["example.com"], "timezone": "UTC"}],
+        )
+        return int(result.scalar_one())
+
+
+def _click(cid: int, uid: str | None, at: datetime, *tags: str) -> ClickEvent:
+    return ClickEvent(
+        event_id=uuid.uuid4().hex,
+        campaign_id=cid,
+        line_id=uid,
+        source_campaign_id=5,
+        interaction_type="image_click",
+        target="https://example.com/x",
+        tags=tags,
+        triggered_at=at,
+        user_agent="test",
+        timezone="UTC",
+    )
+
+
+class Statements:
+    """Counts the statements an engine sends (BEGIN and COMMIT are not statements here)."""
+
+    def __init__(self, db: Database) -> None:
+        self.count = 0
+        event.listen(db.engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+async def _apply(db: Database, known: KnownRows, *events: ClickEvent) -> list[Any]:
+    async with db.transaction() as session:
+        return await apply_clicks(session, events, known=known, may_be_recorded=lambda e: False)
+
+
+async def _summary(db: Database, cid: int, uid: str) -> tuple[int, str | None, list[str]]:
+    async with db.engine.connect() as conn:
+        total, string = (
+            await conn.execute(
+                select(ClickSummary.total_clicks, ClickSummary.last_click_tag).where(
+                    ClickSummary.campaign_id == cid, ClickSummary.line_id == uid
+                )
+            )
+        ).one()
+        tags = (
+            await conn.execute(
+                select(ClickSummaryTag.tag)
+                .where(ClickSummaryTag.campaign_id == cid, ClickSummaryTag.line_id == uid)
+                .order_by(
+                    ClickSummaryTag.first_seen_at, ClickSummaryTag.position, ClickSummaryTag.id
+                )
+            )
+        ).scalars()
+        return int(total), string, list(tags)
+
+
+async def test_a_usual_batch_is_one_statement_on_postgresql_with_the_same_rows(
+    db: Database,
+) -> None:
+    cid = await _campaign(db)
+    known = KnownRows()
+    # The first batch meets its members: the general path, everywhere.
+    assert await _apply(db, known, _click(cid, "U1", T0, "A")) == [RECORDED]
+
+    statements = Statements(db)
+    batch = [
+        _click(cid, "U1", T0 + timedelta(seconds=1), "B", "A"),
+        _click(cid, "U1", T0 + timedelta(seconds=2), "C"),
+        _click(cid, None, T0 + timedelta(seconds=3)),
+    ]
+    assert await _apply(db, known, *batch) == [RECORDED] * 3
+    if db.dialect == "postgresql":
+        assert statements.count == 1
+    else:
+        assert statements.count > 1
+
+    assert await _summary(db, cid, "U1") == (3, "A,B,C", ["A", "B", "C"])
+    async with db.engine.connect() as conn:
+        counters = (
+            await conn.execute(
+                select(Campaign.clicked_count, Campaign.unique_users).where(Campaign.id == cid)
+            )
+        ).one()
+        assert tuple(counters) == (4, 1)
+        logs = await conn.scalar(select(func.count()).select_from(InteractionLog))
+        messages = await conn.scalar(select(func.count()).select_from(Message))
+        users = await conn.scalar(select(func.count()).select_from(CampaignUser))
+        assert (logs, messages, users) == (4, 3, 1)
+
+
+async def test_a_new_user_of_a_known_member_moves_unique_users_once(db: Database) -> None:
+    first, second = await _campaign(db), await _campaign(db)
+    known = KnownRows()
+    await _apply(db, known, _click(first, "U2", T0))
+    # U2 is a known member now; for the second campaign it is a new user, twice in a batch.
+    await _apply(
+        db,
+        known,
+        _click(second, "U2", T0 + timedelta(seconds=1), "X"),
+        _click(second, "U2", T0 + timedelta(seconds=2), "Y"),
+        _click(first, "U2", T0 + timedelta(seconds=3)),
+    )
+    async with db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(Campaign.id, Campaign.clicked_count, Campaign.unique_users).order_by(
+                    Campaign.id
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(first, 2, 1), (second, 2, 1)]
+    assert await _summary(db, second, "U2") == (2, "X,Y", ["X", "Y"])
+
+
+async def test_a_tag_first_seen_before_the_newest_stored_one_is_sorted_in(db: Database) -> None:
+    """A slower batch (another process, an older click) brings a tag first seen before
+    the summary's newest tag: the string is rebuilt in first-seen order. On PostgreSQL the
+    one statement refuses it (nothing written) and the batch takes the general path."""
+    cid = await _campaign(db)
+    known = KnownRows()
+    await _apply(db, known, _click(cid, "U3", T0 + timedelta(seconds=10), "LATE"))
+    await _apply(db, known, _click(cid, "U3", T0 + timedelta(seconds=5), "EARLY", "LATE"))
+    assert await _summary(db, cid, "U3") == (2, "EARLY,LATE", ["EARLY", "LATE"])
+    async with db.engine.connect() as conn:
+        logs = await conn.scalar(select(func.count()).select_from(InteractionLog))
+        counter = await conn.scalar(select(Campaign.clicked_count).where(Campaign.id == cid))
+    assert (logs, counter) == (2, 2)
