@@ -203,19 +203,27 @@ async def click_run(
     host_header = f"Host: {HOST}:{server.port}\r\n\r\n".encode()
     to = quote(TARGET, safe="")
 
+    def request(pair: int) -> bytes:
+        cid = campaigns[pair % CAMPAIGNS]
+        uid = pair // CAMPAIGNS
+        tag = quote(rng.choice(TAGS), safe="")
+        query = f"cid={cid}&uid=U{uid:04d}&type=image_click&to={to}&tag={tag}"
+        return f"GET {path}?{query} HTTP/1.1\r\n".encode() + host_header
+
+    # Built before the run for up to 8,000 clicks/s, so that the load generator spends its
+    # CPU on sending rather than formatting; beyond that, built as they are sent.
+    expected = int((sizes.warmup + sizes.seconds) * 8000)
+    stream = [request(pairs[n % len(pairs)]) for n in range(expected)]
+
     def next_request(client: int) -> tuple[bytes, str]:
         nonlocal sequence, doubles
         calls[client] = calls.get(client, 0) + 1
         if client in previous and calls[client] % DOUBLE_CLICK_EVERY == 0:
             doubles += 1
             return previous[client], "double"
-        pair = pairs[sequence % len(pairs)]
+        in_stream = sequence < len(stream)
+        data = stream[sequence] if in_stream else request(pairs[sequence % len(pairs)])
         sequence += 1
-        cid = campaigns[pair % CAMPAIGNS]
-        uid = pair // CAMPAIGNS
-        tag = quote(rng.choice(TAGS), safe="")
-        query = f"cid={cid}&uid=U{uid:04d}&type=image_click&to={to}&tag={tag}"
-        data = f"GET {path}?{query} HTTP/1.1\r\n".encode() + host_header
         previous[client] = data
         return data, "click"
 
