@@ -51,9 +51,17 @@ class ClickSpoolSettings(BaseModel):
     replay_chunk: int = 500
 
 
+class ClickBatchSettings(BatchSettings):
+    # A click batch on PostgreSQL is one round trip (clicks/service/one_statement.py), so
+    # gathering for 1 ms rather than 2 pays. Measured side by side (64 connections, 10 s
+    # runs, 1 ms against 2 ms): 2 workers +3 to +17 % clicks/s in 4 pairs, 1 worker +5
+    # and +32 % in 2 pairs.
+    max_wait_ms: float = 1.0
+
+
 class ClicksSettings(BaseModel):
     dedup_window_ms: int = 1000
-    batching: BatchSettings = Field(default_factory=BatchSettings)
+    batching: ClickBatchSettings = Field(default_factory=ClickBatchSettings)
     commit_timeout_ms: float = 2000.0  # longer than this, the click is spooled instead
     campaign_cache_seconds: float = 10.0
     spool: ClickSpoolSettings = Field(default_factory=ClickSpoolSettings)
