@@ -181,7 +181,9 @@ class Tracker:
             return _redirect(location)
         user_agent = _header(scope, b"user-agent")
         client = "" if uid is not None else f"{_address(scope)}|{user_agent}"
-        if not await self.dedup.claim(service.dedup_key(uid, client, cid, src, type_, to)):
+        key = service.dedup_key(uid, client, cid, src, type_, to)
+        dedup = self.dedup
+        if not (dedup.claim_local(key) if dedup.redis is None else await dedup.claim(key)):
             TRACK_DEDUP.inc()
             return _redirect(location)
         event = service.ClickEvent(

@@ -184,6 +184,10 @@ class OnceWindow:
         return self.claim_local(key)
 
     def claim_local(self, key: str) -> bool:
+        """The claim in this process only (what `claim()` does without Redis; callers on
+        a hot path use it directly when `redis` is None, saving a coroutine)."""
+        if self.window_ms <= 0:
+            return True
         now = self.clock()
         expiry = self._expiry
         # Every entry lives exactly one window, so insertion order is expiry order.
