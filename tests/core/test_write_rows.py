@@ -78,21 +78,23 @@ UPSERT = {
 }
 
 
+async def written(db: Database, *sets: RowSet) -> list[list[tuple[object, ...]]]:
+    """Write the sets in a transaction of their own, committed."""
+    async with db.transaction() as session:
+        return await write_rows(await session.connection(), *sets)
+
+
 async def test_an_upsert_adds_keeps_the_later_replaces_and_keeps_the_first(db: Database) -> None:
-    async with db.transaction() as session:
-        conn = await session.connection()
-        await write_rows(
-            conn,
-            RowSet(
-                counters,
-                [counter(1, 2, T0, "a", {"x": [1]}), counter(2, 5, T0, "b", {"y": "é"})],
-                **UPSERT,
-            ),
-        )
-    async with db.transaction() as session:
-        conn = await session.connection()
-        earlier = T0 - timedelta(hours=1)
-        await write_rows(conn, RowSet(counters, [counter(1, 3, earlier, "c", {})], **UPSERT))
+    await written(
+        db,
+        RowSet(
+            counters,
+            [counter(1, 2, T0, "a", {"x": [1]}), counter(2, 5, T0, "b", {"y": "é"})],
+            **UPSERT,
+        ),
+    )
+    earlier = T0 - timedelta(hours=1)
+    await written(db, RowSet(counters, [counter(1, 3, earlier, "c", {})], **UPSERT))
     async with db.transaction(readonly=True) as session:
         rows = (await session.execute(select(counters).order_by(counters.c.k))).all()
     assert [(r.k, r.n, r.seen, r.label, r.first_label, r.doc) for r in rows] == [
@@ -103,24 +105,22 @@ async def test_an_upsert_adds_keeps_the_later_replaces_and_keeps_the_first(db: D
 
 async def test_each_set_returns_only_the_rows_it_wrote(db: Database) -> None:
     async def write(keys: list[int], call: int) -> list[list[tuple[object, ...]]]:
-        async with db.transaction() as session:
-            conn = await session.connection()
-            return await write_rows(
-                conn,
-                RowSet(
-                    counters,
-                    [counter(k, 1, T0, "l", {}) for k in keys],
-                    keys=("k",),
-                    returning=("k", "seen"),
-                ),
-                RowSet(
-                    events,
-                    [{"id": k * 10, "k": k, "note": "n"} for k in keys],
-                    keys=("id",),
-                    returning=("id",),
-                ),
-                RowSet(events, [{"id": 100 * call + k, "k": k, "note": "plain"} for k in keys]),
-            )
+        return await written(
+            db,
+            RowSet(
+                counters,
+                [counter(k, 1, T0, "l", {}) for k in keys],
+                keys=("k",),
+                returning=("k", "seen"),
+            ),
+            RowSet(
+                events,
+                [{"id": k * 10, "k": k, "note": "n"} for k in keys],
+                keys=("id",),
+                returning=("id",),
+            ),
+            RowSet(events, [{"id": 100 * call + k, "k": k, "note": "plain"} for k in keys]),
+        )
 
     if db.dialect == "mysql":
         # ON DUPLICATE KEY UPDATE … RETURNING would return the rows it left alone too.
@@ -137,23 +137,19 @@ async def test_each_set_returns_only_the_rows_it_wrote(db: Database) -> None:
 
 
 async def test_an_update_set_changes_existing_rows_only(db: Database) -> None:
-    async with db.transaction() as session:
-        conn = await session.connection()
-        await write_rows(conn, RowSet(counters, [counter(1, 1, T0, "a", {})], **UPSERT))
-    async with db.transaction() as session:
-        conn = await session.connection()
-        await write_rows(
-            conn,
-            RowSet(
-                counters,
-                [{"k": 1, "n": 4, "label": "z"}, {"k": 9, "n": 7, "label": "q"}],
-                keys=("k",),
-                increment=("n",),
-                replace=("label",),
-                update=True,
-            ),
-            RowSet(events, [{"id": 1, "k": 1, "note": "with the update"}]),
-        )
+    await written(db, RowSet(counters, [counter(1, 1, T0, "a", {})], **UPSERT))
+    await written(
+        db,
+        RowSet(
+            counters,
+            [{"k": 1, "n": 4, "label": "z"}, {"k": 9, "n": 7, "label": "q"}],
+            keys=("k",),
+            increment=("n",),
+            replace=("label",),
+            update=True,
+        ),
+        RowSet(events, [{"id": 1, "k": 1, "note": "with the update"}]),
+    )
     async with db.transaction(readonly=True) as session:
         rows = (await session.execute(select(counters.c.k, counters.c.n, counters.c.label))).all()
         logged = (await session.execute(select(events.c.note))).scalars().all()
