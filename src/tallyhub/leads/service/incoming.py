@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -338,34 +338,8 @@ async def _apply_counters_and_logs(
     # processes cannot deadlock; an account's and a day's rows belong to a group held.
     await write_rows(
         await session.connection(),
-        RowSet(
-            GroupStats,
-            [
-                {
-                    "group_id": gid,
-                    "total_incoming": group_n[gid],
-                    "duplicate_incoming": group_dup[gid],
-                }
-                for gid in sorted(group_n)
-            ],
-            keys=("group_id",),
-            increment=("total_incoming", "duplicate_incoming"),
-            update=True,
-        ),
-        RowSet(
-            LineAccountStats,
-            [
-                {
-                    "line_account_id": aid,
-                    "total_incoming": account_n[aid],
-                    "duplicate_incoming": account_dup[aid],
-                }
-                for aid in sorted(account_n)
-            ],
-            keys=("line_account_id",),
-            increment=("total_incoming", "duplicate_incoming"),
-            update=True,
-        ),
+        _totals(GroupStats, "group_id", group_n, group_dup),
+        _totals(LineAccountStats, "line_account_id", account_n, account_dup),
         RowSet(
             GroupDailyStats,
             [
@@ -462,3 +436,23 @@ async def _queue_push(session: AsyncSession, hub: Hub, fresh: list[_Resolved]) -
             await hub.publish(TOPIC, message)
 
     after_commit(session, publish)
+
+
+def _totals(
+    model: type[GroupStats] | type[LineAccountStats],
+    key: str,
+    totals: Mapping[int, int],
+    duplicates: Mapping[int, int],
+) -> RowSet:
+    """A batch's deltas to the all-time counters of groups or accounts: one row per id,
+    ids sorted, updating rows that exist (they are created with their group or account)."""
+    return RowSet(
+        model,
+        [
+            {key: k, "total_incoming": totals[k], "duplicate_incoming": duplicates[k]}
+            for k in sorted(totals)
+        ],
+        keys=(key,),
+        increment=("total_incoming", "duplicate_incoming"),
+        update=True,
+    )
