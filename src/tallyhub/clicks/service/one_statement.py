@@ -200,10 +200,10 @@ async def write_batch(
     messages: RowSet,
     campaigns: RowSet,
     daily: RowSet,
-) -> int:
-    """Write a batch's rows in one statement on a connection in autocommit mode; returns
-    how many (campaign, user) rows were new. Raises `TagsOutOfOrder` (nothing written)
-    when a summary's string would have to be re-sorted."""
+) -> None:
+    """Write a batch's rows in one statement on a connection in autocommit mode. Raises
+    `TagsOutOfOrder` (nothing written) when a summary's string would have to be
+    re-sorted."""
     # A new summary's row is inserted with its tags already in its string.
     added: dict[SummaryKey, list[tuple[tuple[datetime, int, str], str]]] = defaultdict(list)
     for (cid, uid, src, tag), seen in summaries.new_tags.items():
@@ -231,9 +231,8 @@ async def write_batch(
         **_arrays("d", _DAILY_COLUMNS, daily),
     }
     try:
-        result = await conn.execute(_statement(), params)
+        await conn.execute(_statement(), params)
     except exc.DBAPIError as error:
         if OUT_OF_ORDER in str(error.orig):
             raise TagsOutOfOrder(str(error.orig)) from error
         raise
-    return int(result.scalar_one())
