@@ -35,6 +35,22 @@ async def test_once_window_stays_bounded() -> None:
     for n in range(100):
         assert await window.claim(str(n))
     assert len(window._expiry) <= 10
+    assert len(window._order) <= 10
+
+
+async def test_once_window_forgets_each_claim_when_its_window_ends() -> None:
+    clock = Clock()
+    window = OnceWindow("test", 1000, clock=clock)
+    assert window.claim_local("k")
+    clock.now += 1.0  # the window has ended: a new claim, with a window of its own
+    assert window.claim_local("k")
+    clock.now += 0.5
+    assert window.claim_local("other")
+    assert not window.claim_local("k")
+    clock.now += 0.6
+    assert window.claim_local("k")
+    assert set(window._expiry) == {"k", "other"}
+    assert len(window._order) == 2
 
 
 async def test_ttl_cache_loads_once_for_concurrent_misses_and_expires() -> None:
