@@ -32,7 +32,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ARRAY, Integer, TextClause, bindparam, exc, text
+from sqlalchemy import TextClause, bindparam, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tallyhub.clicks.models import (
@@ -101,14 +101,18 @@ def _names(columns: tuple[str, ...]) -> str:
     return ", ".join(columns)
 
 
+_USERS = unnest_arrays(table_of(CampaignUser), _USER_COLUMNS, "u")
+_SUMMARIES = unnest_arrays(table_of(ClickSummary), _SUMMARY_COLUMNS, "s")
+_TAGS = unnest_arrays(table_of(ClickSummaryTag), _TAG_COLUMNS, "g")
+_LOGS = unnest_arrays(table_of(InteractionLog), _LOG_COLUMNS, "l")
+_MESSAGES = unnest_arrays(table_of(Message), _MESSAGE_COLUMNS, "m")
+_DAILY = unnest_arrays(table_of(CampaignDailyStats), _DAILY_COLUMNS, "d")
+
+
 @lru_cache(maxsize=1)
 def _statement() -> TextClause:
-    users, users_params = unnest_arrays(table_of(CampaignUser), _USER_COLUMNS, "u")
-    summaries, summaries_params = unnest_arrays(table_of(ClickSummary), _SUMMARY_COLUMNS, "s")
-    tags, tags_params = unnest_arrays(table_of(ClickSummaryTag), _TAG_COLUMNS, "g")
-    logs, logs_params = unnest_arrays(table_of(InteractionLog), _LOG_COLUMNS, "l")
-    messages, messages_params = unnest_arrays(table_of(Message), _MESSAGE_COLUMNS, "m")
-    daily, daily_params = unnest_arrays(table_of(CampaignDailyStats), _DAILY_COLUMNS, "d")
+    users, summaries, tags = _USERS.source, _SUMMARIES.source, _TAGS.source
+    logs, messages, daily = _LOGS.source, _MESSAGES.source, _DAILY.source
     # A CTE can read only the CTEs listed before it; the ones nothing reads run after the
     # main part, from the last listed to the first. Hence: what is read first, then the
     # writes hottest first.
@@ -176,19 +180,10 @@ summaries AS (
 SELECT count(*) FROM users
 """
     return text(sql).bindparams(
-        bindparam("campaign_ids", type_=ARRAY(Integer)),
-        bindparam("campaign_clicks", type_=ARRAY(Integer)),
-        *users_params,
-        *summaries_params,
-        *tags_params,
-        *logs_params,
-        *messages_params,
-        *daily_params,
+        bindparam("campaign_ids"),
+        bindparam("campaign_clicks"),
+        *(p for u in (_USERS, _SUMMARIES, _TAGS, _LOGS, _MESSAGES, _DAILY) for p in u.params),
     )
-
-
-def _arrays(prefix: str, columns: tuple[str, ...], rows: RowSet) -> dict[str, list[Any]]:
-    return {f"{prefix}_{i}": [row[c] for row in rows.rows] for i, c in enumerate(columns)}
 
 
 async def write_batch(
@@ -223,12 +218,12 @@ async def write_batch(
     params: dict[str, list[Any]] = {
         "campaign_ids": [row["id"] for row in campaigns.rows],
         "campaign_clicks": [row["clicked_count"] for row in campaigns.rows],
-        **_arrays("u", _USER_COLUMNS, users),
-        **_arrays("s", _SUMMARY_COLUMNS, RowSet(ClickSummary, summary_rows)),
-        **_arrays("g", _TAG_COLUMNS, summaries.tag_rows),
-        **_arrays("l", _LOG_COLUMNS, logs),
-        **_arrays("m", _MESSAGE_COLUMNS, messages),
-        **_arrays("d", _DAILY_COLUMNS, daily),
+        **_USERS.arrays(users.rows),
+        **_SUMMARIES.arrays(summary_rows),
+        **_TAGS.arrays(summaries.tag_rows.rows),
+        **_LOGS.arrays(logs.rows),
+        **_MESSAGES.arrays(messages.rows),
+        **_DAILY.arrays(daily.rows),
     }
     try:
         await conn.execute(_statement(), params)
