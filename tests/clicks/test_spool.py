@@ -14,8 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickEvent
 from tallyhub.core.auth import Role
 from tallyhub.core.jobs import JobRun, JobRunner
@@ -143,6 +145,52 @@ async def test_database_outage_spools_clicks_and_replay_counts_them_exactly(
         assert (await campaign(h, admin, c["id"]))["clicked_count"] == 26
         assert spool.stats().events == 0
     await proxy.stop()
+
+
+async def test_a_click_whose_batch_is_late_is_spooled_and_counted_once(
+    server_db: TestDatabase, harness_factory: Any
+) -> None:
+    """Another transaction holds the campaign's row: the click's batch waits for it, the
+    click's commit timeout answers the redirect from the spool, and when the row is free
+    both the batch and the replay of the spooled copy end in one counted click."""
+    settings = {"clicks": {"dedup_window_ms": 0, "commit_timeout_ms": 300}}
+    async with harness_factory(server_db, **settings) as h:
+        admin = await h.user("admin", Role.admin)
+        c = await make_campaign(h, admin)
+        assert (await click(h, cid=c["id"], uid="U1", tag="A")).status_code == 302
+        spool = h.runtime.parts["clicks.spool"]
+        timeouts = metric("track_errors_total", operation="write", error_type="TimeoutError")
+
+        async with h.runtime.db.engine.connect() as holder:
+            await holder.execute(
+                select(Campaign.id).where(Campaign.id == c["id"]).with_for_update()
+            )
+            started = asyncio.get_running_loop().time()
+            response = await click(h, cid=c["id"], uid="U2", tag="B")
+            waited = asyncio.get_running_loop().time() - started
+            assert response.status_code == 302, response.text
+            assert waited < 5, waited  # the timeout answered, not the lock
+            assert spool.stats().events == 1
+            assert h.runtime.parts["clicks.recorder"].uncertain  # may be recorded twice
+            await holder.rollback()  # the row is free: the late batch commits
+
+        assert metric("track_errors_total", operation="write", error_type="TimeoutError") == (
+            timeouts + 1
+        )
+        for _ in range(100):
+            if (await campaign(h, admin, c["id"]))["clicked_count"] == 2:
+                break
+            await asyncio.sleep(0.05)
+        run = await JobRunner(h.runtime).run("clicks.replay_spool")
+        async with h.runtime.db.transaction(readonly=True) as session:
+            replay = await session.get(JobRun, run)
+        assert replay is not None and replay.counts is not None
+        counts = replay.counts
+        assert (counts["events"], counts["recorded"], counts["already_recorded"]) == (1, 0, 1)
+        assert spool.stats().events == 0
+        figures = await campaign(h, admin, c["id"])
+        assert (figures["clicked_count"], figures["unique_users"]) == (2, 2)
+        assert summary_of(await users(h, admin, c["id"]), "U2")["total_clicks"] == 1
 
 
 @pytest.mark.parametrize("test_db", ["sqlite"], indirect=True)

@@ -83,6 +83,7 @@ class BatchWriter(Generic[E, R]):
         self.concurrency = 1 if db.dialect == "sqlite" else concurrency
         self._queue: asyncio.Queue[_Pending[E, R]] = asyncio.Queue(maxsize=queue_size)
         self._tasks: list[asyncio.Task[None]] = []
+        self._direct: set[asyncio.Future[None]] = set()  # writes of a disabled writer
         self._running = False
         # Read when scraped: nothing to update on every submit.
         metrics.BATCH_QUEUE_DEPTH.labels(writer=name).set_function(self._queue.qsize)
@@ -108,7 +109,7 @@ class BatchWriter(Generic[E, R]):
         self._running = False
         for _ in self._tasks:
             await self._queue.put(_STOP)
-        await asyncio.gather(*self._tasks)
+        await asyncio.gather(*self._tasks, *self._direct)
         self._tasks = []
 
     @property
@@ -118,21 +119,32 @@ class BatchWriter(Generic[E, R]):
     # ------------------------------------------------------------ submitting
 
     async def submit(self, event: E, *, wait: bool = True) -> R:
-        """Queue the event and return its result once its transaction has committed."""
+        """Queue the event and return its result once its transaction has committed. With
+        `wait=False` a full queue raises `WriterSaturated` instead of waiting for room."""
+        if wait and self.enabled and self._running:
+            item: _Pending[E, R] = _Pending(event)
+            await self._queue.put(item)
+            return await item.future
+        return await self.enqueue(event)
+
+    def enqueue(self, event: E) -> asyncio.Future[R]:
+        """Queue the event without waiting: the future gets its result once its transaction
+        has committed. Raises `WriterSaturated` when the queue is full. A hot path awaits
+        the future itself (no coroutine per event); a caller that gives up on it may set
+        its exception or cancel it: the writer then leaves it alone."""
         if not self._running:
             raise WriterStopped(self.name)
         item: _Pending[E, R] = _Pending(event)
         if not self.enabled:
-            await self._apply_isolating([item])
-            return await item.future
-        if wait:
-            await self._queue.put(item)
-        else:
-            try:
-                self._queue.put_nowait(item)
-            except asyncio.QueueFull:
-                raise WriterSaturated(self.name) from None
-        return await item.future
+            direct = asyncio.ensure_future(self._apply_isolating([item]))
+            self._direct.add(direct)
+            direct.add_done_callback(self._direct.discard)
+            return item.future
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            raise WriterSaturated(self.name) from None
+        return item.future
 
     async def submit_many(self, events: Sequence[E]) -> list[R | BaseException]:
         """Submit several events; one result (or the event's own error) each, in order."""
