@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from tallyhub.clicks.api import Tracker
 from tallyhub.clicks.service.tracking import (
+    EventIds,
     Refused,
     dedup_key,
     host_allowed,
@@ -161,3 +162,11 @@ def test_the_track_query_is_read_as_parse_qsl_reads_it(query: str) -> None:
             Tracker._params(raw)
         return
     assert Tracker._params(raw) == (expected_params, expected_tags)
+
+
+def test_event_ids_are_unique_within_and_across_processes() -> None:
+    first, second = EventIds(), EventIds()  # each process builds its own
+    ids = [first() for _ in range(10_000)] + [second() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)  # fits event_id columns
+    assert first()[:16] != second()[:16]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
@@ -108,6 +107,7 @@ class Tracker:
         self.dedup = dedup
         self.recorder = recorder
         self.key = key
+        self.event_id = service.EventIds()
         self._requests: dict[int, Any] = {}  # bound metric children, by status / reason
         self._rejected: dict[str, Any] = {}
 
@@ -187,7 +187,7 @@ class Tracker:
             TRACK_DEDUP.inc()
             return _redirect(location)
         event = service.ClickEvent(
-            event_id=uuid.uuid4().hex,
+            event_id=self.event_id(),
             campaign_id=cid,
             line_id=uid,
             source_campaign_id=src,

@@ -34,6 +34,7 @@ from tallyhub.clicks.service.recording import (
 from tallyhub.clicks.service.spool import ClickSpool, replay_spool, spool_directory
 from tallyhub.clicks.service.summaries import tags_of
 from tallyhub.clicks.service.tracking import (
+    EventIds,
     Refused,
     dedup_key,
     host_allowed,
@@ -54,6 +55,7 @@ __all__ = [
     "ClickEvent",
     "ClickRecorder",
     "ClickSpool",
+    "EventIds",
     "KnownRows",
     "Refused",
     "apply_clicks",

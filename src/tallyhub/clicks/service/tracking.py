@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
+import secrets
 from collections.abc import Iterable
 from urllib.parse import quote, urlsplit
 
@@ -189,3 +191,16 @@ def dedup_key(uid: str | None, client: str, cid: int, src: int, type_: str, to: 
     who = uid if uid is not None else "\x00" + client
     raw = "\x1f".join((who, str(cid), str(src), type_, to)).encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+class EventIds:
+    """Click ids, unique without a system call each: 16 random hex digits drawn once (per
+    process: each builds its own), then a counter. uuid4() read os.urandom for every
+    click."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._next = itertools.count().__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next():016x}"
