@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlalchemy.sql.selectable import TextualSelect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from tallyhub.core import metrics
 
@@ -83,16 +83,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return naive_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """What a UTCDateTime column stores: naive UTC. A naive datetime is refused."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is UTC:
+        return value.replace(tzinfo=None)
+    if zone is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def utcnow() -> datetime:
@@ -516,8 +524,14 @@ def unnest_arrays(table: Table, columns: tuple[str, ...], prefix: str) -> Unnest
         params=tuple(bindparam(f"{prefix}_{i}") for i in range(len(columns))),
         columns=columns,
         prefix=prefix,
-        processors=tuple(t.dialect_impl(_ASYNCPG).bind_processor(_ASYNCPG) for t in types),
+        processors=tuple(map(_bind_processor, types)),
     )
+
+
+def _bind_processor(type_: TypeEngine[Any]) -> Callable[[Any], Any] | None:
+    if isinstance(type_, UTCDateTime):
+        return naive_utc  # the same, one call instead of TypeDecorator's two
+    return type_.dialect_impl(_ASYNCPG).bind_processor(_ASYNCPG)
 
 
 @lru_cache(maxsize=256)
