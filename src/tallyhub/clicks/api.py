@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
+from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
@@ -87,6 +88,8 @@ def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 
 _SINGLE = ("cid", "to", "src", "type", "uid", "sig")
+# The same few targets and tags arrive again and again: unquote each once.
+_unquoted = lru_cache(maxsize=4096)(unquote_plus)
 
 
 class Tracker:
@@ -213,9 +216,9 @@ class Tracker:
                 continue
             name, _, value = part.partition("=")
             if "%" in name or "+" in name:
-                name = unquote_plus(name)
+                name = _unquoted(name)
             if "%" in value or "+" in value:
-                value = unquote_plus(value)
+                value = _unquoted(value)
             if name == "tag":
                 tags.append(value)
             elif name in _SINGLE:
