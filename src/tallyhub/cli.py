@@ -91,6 +91,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        server_header=False,  # no "server: uvicorn" to advertise (or to write on every answer)
     )
     if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
         from uvicorn.supervisors import Multiprocess
