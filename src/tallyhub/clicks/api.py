@@ -88,8 +88,14 @@ def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 
 _SINGLE = ("cid", "to", "src", "type", "uid", "sig")
-# The same few targets and tags arrive again and again: unquote each once.
+# The same few targets and tags arrive again and again: unquote and check each once.
 _unquoted = lru_cache(maxsize=4096)(unquote_plus)
+_target = lru_cache(maxsize=4096)(service.parse_target)
+
+
+@lru_cache(maxsize=4096)
+def _tags(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(check_tags(service.normalize_tags(values)))
 
 
 class Tracker:
@@ -137,11 +143,11 @@ class Tracker:
             params, tag_values = self._params(scope["query_string"])
             cid = parse_id("cid", params.get("cid"))
             to = params.get("to", "")
-            location, host = service.parse_target(to)
+            location, host = _target(to)
             type_ = check_type(params.get("type"))
             src = parse_id("src", params.get("src"), default=0)
             uid = check_uid(params.get("uid"))
-            tags = check_tags(service.normalize_tags(tag_values))
+            tags = _tags(tuple(tag_values))
             sig = params.get("sig")
 
             found, rule = self.rules.cached(cid)
@@ -196,7 +202,7 @@ class Tracker:
             source_campaign_id=src,
             interaction_type=type_,
             target=to,
-            tags=tuple(tags),
+            tags=tags,
             triggered_at=utcnow(),
             user_agent=user_agent[:512] or None,
             timezone=rule.timezone if rule is not None else None,

@@ -9,7 +9,7 @@ import hmac
 import itertools
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote, urlsplit
 
 MAX_TAGS = 20
@@ -149,7 +149,7 @@ def link_key(secret_key: str) -> bytes:
 
 
 def sign_link(
-    key: bytes, cid: int, to: str, src: int, type_: str, tags: list[str], uid: str | None
+    key: bytes, cid: int, to: str, src: int, type_: str, tags: Sequence[str], uid: str | None
 ) -> str:
     """`g…` signs everything but the uid (any uid may be appended later); `u…` also binds
     the link to one uid. The first letter is part of what is signed."""
@@ -170,7 +170,7 @@ def verify_link(
     to: str,
     src: int,
     type_: str,
-    tags: list[str],
+    tags: Sequence[str],
     uid: str | None,
 ) -> bool:
     if len(sig) != 33 or sig[0] not in "ug":
