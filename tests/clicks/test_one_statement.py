@@ -110,25 +110,58 @@ async def test_a_usual_batch_is_one_statement_on_postgresql_with_the_same_rows(
         _click(cid, "U1", T0 + timedelta(seconds=1), "B", "A"),
         _click(cid, "U1", T0 + timedelta(seconds=2), "C"),
         _click(cid, None, T0 + timedelta(seconds=3)),
+        _click(cid, "U1", T0 + timedelta(seconds=4)),
     ]
-    assert await _apply(db, known, *batch) == [RECORDED] * 3
+    assert await _apply(db, known, *batch) == [RECORDED] * 4
     if db.dialect == "postgresql":
         assert statements.count == 1
     else:
         assert statements.count > 1
 
-    assert await _summary(db, cid, "U1") == (3, "A,B,C", ["A", "B", "C"])
+    assert await _summary(db, cid, "U1") == (4, "A,B,C", ["A", "B", "C"])
     async with db.engine.connect() as conn:
         counters = (
             await conn.execute(
                 select(Campaign.clicked_count, Campaign.unique_users).where(Campaign.id == cid)
             )
         ).one()
-        assert tuple(counters) == (4, 1)
+        assert tuple(counters) == (5, 1)
         logs = await conn.scalar(select(func.count()).select_from(InteractionLog))
         messages = await conn.scalar(select(func.count()).select_from(Message))
         users = await conn.scalar(select(func.count()).select_from(CampaignUser))
-        assert (logs, messages, users) == (4, 3, 1)
+        assert (logs, messages, users) == (5, 4, 1)
+        rows = (
+            await conn.execute(
+                select(
+                    Message.campaign_id,
+                    Message.direction,
+                    Message.message_type,
+                    Message.content,
+                    Message.event_id,
+                    Message.created_at,
+                ).order_by(Message.id)
+            )
+        ).all()
+    # The first batch took the general path, the second one statement: the same messages.
+    first = _click(cid, "U1", T0, "A")  # only its fields matter below, not its event id
+    assert [tuple(r)[:4] for r in rows] == [
+        (
+            cid,
+            "incoming",
+            "text",
+            {
+                "event": "campaign_click",
+                "campaign_id": cid,
+                "source_campaign_id": 5,
+                "target": "https://example.com/x",
+                "tags": tags,
+            },
+        )
+        for tags in (list(first.tags), ["B", "A"], ["C"], [])
+    ]
+    assert [(r.event_id, r.created_at) for r in rows[1:]] == [
+        (e.event_id, e.triggered_at) for e in (batch[0], batch[1], batch[3])
+    ]
 
 
 async def test_a_new_user_of_a_known_member_moves_unique_users_once(db: Database) -> None:
