@@ -38,6 +38,7 @@ import httpx
 
 from bench.harness import (
     HOST,
+    CpuUse,
     LoadResult,
     Server,
     Table,
@@ -93,7 +94,7 @@ class Sizes:
 class Run:
     label: str
     load: LoadResult
-    cpu: str
+    cpu: CpuUse
     writer: str = ""
     double_clicks: int = 0
     exact: str = ""
@@ -353,10 +354,11 @@ async def bench() -> str:
             batched.load.pct(99) <= GOAL_P99_S,
         )
         table.add("    writer", batched.writer)
-        table.add("    CPU (% of one core)", batched.cpu)
+        table.add("    CPU (% of one core)", str(batched.cpu))
+        table.add("    CPU per click", batched.cpu.per_event(batched.rate))
         table.add(f"(c) /__track one transaction per request, {w}", f"{single.rate:,.0f} /s")
         table.add("    latency p50 / p95 / p99", single.latencies())
-        table.add("    CPU (% of one core)", single.cpu)
+        table.add("    CPU (% of one core)", str(single.cpu))
         b_over_a = batched.rate / bare.rate if bare.rate else 0.0
         b_over_c = batched.rate / single.rate if single.rate else 0.0
         table.add(

@@ -123,19 +123,41 @@ class CpuMeter:
         self._began = time.perf_counter()
         self._start = self._sample()
 
-    def stop(self) -> str:
+    def stop(self) -> CpuUse:
         elapsed = time.perf_counter() - self._began
         now = self._sample()
         server, postgres, generator = (
             100 * (b - a) / elapsed for a, b in zip(self._start, now, strict=True)
         )
+        return CpuUse(server, postgres, generator)
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU use over a phase, each part as a percentage of one core."""
+
+    server: float
+    postgres: float
+    generator: float
+
+    def __str__(self) -> str:
         return (
-            f"server {server:.0f}%, postgres (all databases) {postgres:.0f}%, "
-            f"load generator {generator:.0f}%"
+            f"server {self.server:.0f}%, postgres (all databases) {self.postgres:.0f}%, "
+            f"load generator {self.generator:.0f}%"
         )
 
+    def server_us(self, rate: float) -> float:
+        """The server's CPU per event (µs) at `rate` events a second."""
+        return self.server / 100 / rate * 1e6 if rate else 0.0
 
-async def measured_cpu(server: Server, warmup: float, seconds: float, name: str) -> str:
+    def postgres_us(self, rate: float) -> float:
+        return self.postgres / 100 / rate * 1e6 if rate else 0.0
+
+    def per_event(self, rate: float) -> str:
+        return f"server {self.server_us(rate):.0f} µs, postgres {self.postgres_us(rate):.0f} µs"
+
+
+async def measured_cpu(server: Server, warmup: float, seconds: float, name: str) -> CpuUse:
     """The CPU use of a load run's measured window (`seconds` after `warmup`), with the
     server sampled by py-spy meanwhile when BENCH_PROFILE_DIR asks for it. Start it as a
     task next to the load."""

@@ -25,6 +25,7 @@ import httpx
 
 from bench.harness import (
     HOST,
+    CpuUse,
     LoadResult,
     Server,
     Table,
@@ -439,7 +440,7 @@ async def incoming_run(
 @dataclass
 class IncomingOutcome:
     load: LoadResult
-    cpu: str  # CPU use in the measured window
+    cpu: CpuUse  # CPU use in the measured window
     batches: str  # the writer's own metrics over the run
 
 
@@ -625,7 +626,7 @@ async def bench() -> str:
     table.add("  latency p50 / p95 / p99, batched", _latency_triple(batched))
     table.add("  non-2xx, batched", _non_2xx(batched), "0", _all_answered_2xx(batched))
     table.add("  writer, batched", batched_run.batches)
-    table.add("  CPU (% of one core), batched", batched_run.cpu)
+    table.add("  CPU (% of one core), batched", str(batched_run.cpu))
     table.add(
         f"incoming/s, one transaction per request ({sizes.clients} clients)",
         f"{single.rate:,.0f} /s",
@@ -635,7 +636,7 @@ async def bench() -> str:
         "  non-2xx, one transaction per request", _non_2xx(single), "0", _all_answered_2xx(single)
     )
     table.add("  writer, one transaction per request", single_run.batches)
-    table.add("  CPU (% of one core), one transaction per request", single_run.cpu)
+    table.add("  CPU (% of one core), one transaction per request", str(single_run.cpu))
     table.add("ratio batched / one transaction per request", f"{batched.rate / single.rate:.1f} ×")
     table.add(
         "  reference: GET /healthz/s, same server and clients (HTTP ceiling)",

@@ -1,0 +1,109 @@
+"""Two versions of the code side by side on the clicks benchmark's batched run (b).
+
+    python -m bench.compare /path/to/old/src src
+
+Each argument is a source tree (the directory holding `tallyhub/`, e.g. a `git worktree`
+of an older commit); the server runs from it through PYTHONPATH, with this checkout's
+migrations and load generator. The runs alternate (old, new, new, old, …) so that the
+machine's drift falls on both; each prints its rate, latency, writer figures and CPU per
+click, and the table compares the means. On a shared machine the CPU per click moves much
+less from run to run than the rate does.
+
+Overrides: BENCH_COMPARE_ROUNDS (4 runs of each), BENCH_SECONDS (10), BENCH_CLICK_WORKERS
+(only the first is used; default 2), and the clicks benchmark's others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from statistics import mean
+
+from bench.clicks import (
+    Run,
+    Sizes,
+    _create_admin,
+    check_exact,
+    click_run,
+    make_campaigns,
+    replay_leftovers,
+    server_env,
+)
+from bench.harness import Server, Table, env_int, log, run_fast, temp_database
+
+
+async def compare(trees: list[Path]) -> str:
+    from tallyhub import migrate
+
+    os.environ.setdefault("BENCH_SECONDS", "10")
+    os.environ.setdefault("BENCH_CLICK_WORKERS", "2")
+    sizes = Sizes.from_env()
+    workers = sizes.workers[0]
+    rounds = env_int("BENCH_COMPARE_ROUNDS", 4)
+    secret, password = secrets.token_urlsafe(32), secrets.token_urlsafe(12)
+    runs: dict[Path, list[Run]] = {tree: [] for tree in trees}
+    async with temp_database("compare") as db:
+        await asyncio.to_thread(migrate.upgrade, db.url)
+        await _create_admin(db, password)
+        for n in range(rounds):
+            for i, tree in enumerate(trees if n % 2 == 0 else trees[::-1]):
+                var_dir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
+                env = server_env(db, secret, var_dir, batching=True)
+                env["PYTHONPATH"] = str(tree)
+                tag = f"r{n}-{trees.index(tree)}"
+                async with Server(tag, env, workers=workers) as server:
+                    campaigns = await make_campaigns(server, password, tag)
+                    run = await click_run(server, sizes, tag, "/__track", campaigns, workers)
+                run.spooled = await replay_leftovers(db, var_dir)
+                await check_exact(db, campaigns, run)
+                shutil.rmtree(var_dir, ignore_errors=True)
+                if not run.exact_ok:
+                    raise SystemExit(f"{tree}: not exact: {run.exact}")
+                runs[tree].append(run)
+                log(
+                    f"{tree} ({i}): {run.rate:,.0f}/s p99 {run.load.pct(99) * 1000:.1f} ms, "
+                    f"{run.cpu.per_event(run.rate)}; {run.writer}"
+                )
+
+    table = Table(
+        f"compare — batched /__track, {workers} worker(s), {rounds} × {sizes.seconds:.0f} s "
+        "each, alternating"
+    )
+    base = runs[trees[0]]
+    for tree, measured in runs.items():
+        rate = mean(r.rate for r in measured)
+        server_us = mean(r.cpu.server_us(r.rate) for r in measured)
+        postgres = mean(r.cpu.postgres_us(r.rate) for r in measured)
+        rates = ", ".join(f"{r.rate:,.0f}" for r in measured)
+        table.add(f"{tree}: clicks/s", f"{rate:,.0f} ({rates})")
+        table.add("    CPU per click, server / postgres", f"{server_us:.0f} µs / {postgres:.0f} µs")
+        if measured is not base:
+            table.add(
+                "    against the first tree",
+                f"rate {rate / mean(r.rate for r in base):.2f} ×, server CPU per click "
+                f"{server_us / mean(r.cpu.server_us(r.rate) for r in base):.2f} ×",
+            )
+    table.note("every run exact (302 answers − double clicks = counters = logs = days)")
+    return table.render()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    trees = [Path(a).resolve() for a in argv]
+    missing = [t for t in trees if not (t / "tallyhub").is_dir()]
+    if missing:
+        print(f"not a source tree (no tallyhub/ inside): {', '.join(map(str, missing))}")
+        return 2
+    print(run_fast(lambda: compare(trees)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
