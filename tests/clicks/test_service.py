@@ -164,6 +164,20 @@ def test_the_track_query_is_read_as_parse_qsl_reads_it(query: str) -> None:
     assert Tracker._params(raw) == (expected_params, expected_tags)
 
 
+def test_long_values_are_read_alike_whether_kept_or_not() -> None:
+    """Values are unquoted once and kept (the same few come again and again), up to a
+    length; a longer one (here 700 CJK characters, 6,300 characters quoted) is unquoted
+    every time, and reads the same."""
+    from urllib.parse import quote
+
+    short = "https://shop.example.com/" + "商" * 10
+    long = "https://shop.example.com/" + "商" * 700
+    for target in (short, long, short, long):
+        params, tags = Tracker._params(f"cid=1&to={quote(target, safe='')}&tag=a+b".encode())
+        assert params == {"cid": "1", "to": target}
+        assert tags == ["a b"]
+
+
 def test_event_ids_are_unique_within_and_across_processes() -> None:
     first, second = EventIds(), EventIds()  # each process builds its own
     ids = [first() for _ in range(10_000)] + [second() for _ in range(10_000)]

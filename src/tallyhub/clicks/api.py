@@ -27,6 +27,7 @@ from tallyhub.clicks.service.recording import (
     count_error,
 )
 from tallyhub.clicks.service.tracking import (
+    MAX_TARGET_LENGTH,
     check_tags,
     check_type,
     check_uid,
@@ -89,7 +90,14 @@ def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 _SINGLE = ("cid", "to", "src", "type", "uid", "sig")
 # The same few targets and tags arrive again and again: unquote and check each once.
-_unquoted = lru_cache(maxsize=4096)(unquote_plus)
+_unquote_cached = lru_cache(maxsize=4096)(unquote_plus)
+_CACHED_LENGTH = 3 * MAX_TARGET_LENGTH  # longer values are not kept: at most 4,096 × 6 KB
+
+
+def _unquoted(raw: str) -> str:
+    return _unquote_cached(raw) if len(raw) <= _CACHED_LENGTH else unquote_plus(raw)
+
+
 _target = lru_cache(maxsize=4096)(service.parse_target)
 
 
