@@ -248,6 +248,46 @@ async def test_disabled_batching_still_isolates_a_failing_event(store: Store) ->
     assert await store.committed_ids() == [1, 3]
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_an_apply_that_breaks_its_contract_fails_its_submits(
+    store: Store, enabled: bool
+) -> None:
+    """An apply returning one result too few is a bug, not a data error: every submit of
+    its batch gets the error, batched or not (a disabled writer applies each event in a
+    task of its own; the error must reach the caller from there too)."""
+
+    async def apply(session: AsyncSession, ids: Sequence[int]) -> list[int]:
+        return list(ids)[1:]
+
+    writer = BatchWriter("test.short_results", store.db, apply, enabled=enabled, max_wait_ms=1)
+    async with running(writer) as w:
+        results = await answers(w, w.submit(1), w.submit(2))
+    assert all(isinstance(r, ValueError) and "results for" in str(r) for r in results), results
+
+
+async def test_a_caller_that_stops_waiting_still_gets_its_event_written(store: Store) -> None:
+    """`enqueue()` hands back the future: a caller may give up on it (a commit timeout
+    sets an exception on it); the writer leaves that future alone and writes the event."""
+    gate = asyncio.Event()
+
+    async def held_apply(session: AsyncSession, ids: Sequence[int]) -> list[int]:
+        await gate.wait()
+        return await store.insert_rows(session, ids)
+
+    for enabled in (True, False):
+        gate.clear()
+        name = f"test.given_up_{enabled}"
+        async with running(BatchWriter(name, store.db, held_apply, enabled=enabled)) as w:
+            committed = w.enqueue(10 if enabled else 20)
+            committed.set_exception(TimeoutError("the caller gave up"))
+            gate.set()
+            later = await answers(w, w.submit(11 if enabled else 21))
+        with pytest.raises(TimeoutError):
+            committed.result()
+        assert later == [11 if enabled else 21]
+    assert await store.committed_ids() == [10, 11, 20, 21]
+
+
 async def test_a_full_queue_refuses_a_submit_that_will_not_wait(store: Store) -> None:
     gate = asyncio.Event()
     applying = asyncio.Event()

@@ -131,12 +131,14 @@ class BatchWriter(Generic[E, R]):
         """Queue the event without waiting: the future gets its result once its transaction
         has committed. Raises `WriterSaturated` when the queue is full. A hot path awaits
         the future itself (no coroutine per event); a caller that gives up on it may set
-        its exception or cancel it: the writer then leaves it alone."""
+        its exception or cancel it: the writer then leaves it alone, but still writes the
+        event (the caller must be ready for that: clicks are idempotent by event id). A
+        disabled writer applies the event at once, in a task of its own."""
         if not self._running:
             raise WriterStopped(self.name)
         item: _Pending[E, R] = _Pending(event)
         if not self.enabled:
-            direct = asyncio.ensure_future(self._apply_isolating([item]))
+            direct = asyncio.ensure_future(self._apply_alone(item))
             self._direct.add(direct)
             direct.add_done_callback(self._direct.discard)
             return item.future
@@ -149,6 +151,23 @@ class BatchWriter(Generic[E, R]):
     async def submit_many(self, events: Sequence[E]) -> list[R | BaseException]:
         """Submit several events; one result (or the event's own error) each, in order."""
         return await asyncio.gather(*(self.submit(e) for e in events), return_exceptions=True)
+
+    async def _apply_alone(self, item: _Pending[E, R]) -> None:
+        """A disabled writer's transaction for one event, in a task of its own: it runs to
+        its end even when the caller stops waiting (a commit timeout), and whatever ends
+        it reaches the caller."""
+        try:
+            await self._apply_isolating([item])
+        except asyncio.CancelledError:
+            item.future.cancel()
+            raise
+        except Exception as error:
+            log.error("batch.direct_error", writer=self.name, exc_info=True)
+            metrics.BATCH_EVENT_ERRORS.labels(
+                writer=self.name, error_type=type(error).__name__
+            ).inc()
+            if not item.future.done():
+                item.future.set_exception(error)
 
     # ------------------------------------------------------------ consuming
 
@@ -201,6 +220,11 @@ class BatchWriter(Generic[E, R]):
             await self._apply_isolating(items[:middle])
             await self._apply_isolating(items[middle:])
             return
+        if len(results) != len(items):
+            # A bug in the apply function: no event can be told its own result.
+            raise ValueError(
+                f"{self.name}: apply returned {len(results)} results for {len(items)} events"
+            )
         for item, result in zip(items, results, strict=True):
             if item.future.done():
                 continue
