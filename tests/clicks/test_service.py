@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tallyhub.clicks.api import Tracker
+from tallyhub.clicks.api import Tracker, _tags, _tags_cached, _unquote_cached
 from tallyhub.clicks.service.tracking import (
     EventIds,
     Refused,
@@ -172,15 +172,35 @@ def test_long_values_are_read_alike_whether_kept_or_not() -> None:
 
     short = "https://shop.example.com/" + "商" * 10
     long = "https://shop.example.com/" + "商" * 700
+    _unquote_cached.cache_clear()
     for target in (short, long, short, long):
         params, tags = Tracker._params(f"cid=1&to={quote(target, safe='')}&tag=a+b".encode())
         assert params == {"cid": "1", "to": target}
         assert tags == ["a b"]
+    kept = _unquote_cached.cache_info()
+    assert (kept.currsize, kept.hits) == (2, 4)  # short target: 1 hit; tag: 3; long: none
+
+
+def test_tag_lists_are_kept_only_when_a_valid_click_could_carry_them() -> None:
+    _tags_cached.cache_clear()
+    assert _tags(("a,b", "a")) == ("a", "b")
+    assert _tags(("a",) * 5000) == ("a",)  # one tag, but too long a key to keep
+    assert _tags_cached.cache_info().currsize == 1
 
 
 def test_event_ids_are_unique_within_and_across_processes() -> None:
-    first, second = EventIds(), EventIds()  # each process builds its own
-    ids = [first() for _ in range(10_000)] + [second() for _ in range(10_000)]
+    """Each process (each uvicorn worker builds its Tracker) draws its own prefix."""
+    import subprocess
+    import sys
+
+    here = EventIds()
+    ids = [here() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)  # fits event_id columns
-    assert first()[:16] != second()[:16]
+    elsewhere = subprocess.run(
+        [sys.executable, "-c", "from tallyhub.clicks.service.tracking import EventIds\n"
+         "e = EventIds()\nprint(e(), e())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert len(elsewhere) == 2 and not set(elsewhere) & set(ids)
+    assert elsewhere[0][:16] == elsewhere[1][:16] != ids[0][:16]

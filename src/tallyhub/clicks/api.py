@@ -27,6 +27,8 @@ from tallyhub.clicks.service.recording import (
     count_error,
 )
 from tallyhub.clicks.service.tracking import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
     MAX_TARGET_LENGTH,
     check_tags,
     check_type,
@@ -89,21 +91,31 @@ def _redirect(location: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
 
 
 _SINGLE = ("cid", "to", "src", "type", "uid", "sig")
-# The same few targets and tags arrive again and again: unquote and check each once.
-_unquote_cached = lru_cache(maxsize=4096)(unquote_plus)
-_CACHED_LENGTH = 3 * MAX_TARGET_LENGTH  # longer values are not kept: at most 4,096 × 6 KB
+# The same few targets and tags arrive again and again: unquote and check each once. Each
+# cache is bounded in entries and in what one entry may hold (a query can be ~80 KB):
+# values beyond what a valid click could carry are handled every time, not kept.
+_CACHED = 1024
+_unquote_cached = lru_cache(maxsize=_CACHED)(unquote_plus)
+_target = lru_cache(maxsize=_CACHED)(service.parse_target)  # `to` ≤ 2,048 or refused
+_MAX_RAW = 3 * MAX_TARGET_LENGTH
+_MAX_RAW_TAGS = MAX_TAGS * MAX_TAG_LENGTH
 
 
 def _unquoted(raw: str) -> str:
-    return _unquote_cached(raw) if len(raw) <= _CACHED_LENGTH else unquote_plus(raw)
+    return _unquote_cached(raw) if len(raw) <= _MAX_RAW else unquote_plus(raw)
 
 
-_target = lru_cache(maxsize=4096)(service.parse_target)
-
-
-@lru_cache(maxsize=4096)
-def _tags(values: tuple[str, ...]) -> tuple[str, ...]:
+def _checked_tags(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(check_tags(service.normalize_tags(values)))
+
+
+_tags_cached = lru_cache(maxsize=_CACHED)(_checked_tags)
+
+
+def _tags(values: tuple[str, ...]) -> tuple[str, ...]:
+    if len(values) <= MAX_TAGS and sum(map(len, values)) <= _MAX_RAW_TAGS:
+        return _tags_cached(values)
+    return _checked_tags(values)
 
 
 class Tracker:
