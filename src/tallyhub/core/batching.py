@@ -162,10 +162,16 @@ class BatchWriter(Generic[E, R]):
             item.future.cancel()
             raise
         except Exception as error:
-            log.error("batch.direct_error", writer=self.name, exc_info=True)
-            metrics.BATCH_EVENT_ERRORS.labels(
-                writer=self.name, error_type=type(error).__name__
-            ).inc()
+            self._fail_all([item], error)
+
+    def _fail_all(self, items: list[_Pending[E, R]], error: Exception) -> None:
+        """An error from outside the apply function's own handling (a bug): logged, and
+        given to every event of the batch still waiting."""
+        log.error("batch.consumer_error", writer=self.name, exc_info=error)
+        metrics.BATCH_EVENT_ERRORS.labels(writer=self.name, error_type=type(error).__name__).inc(
+            len(items)
+        )
+        for item in items:
             if not item.future.done():
                 item.future.set_exception(error)
 
@@ -185,13 +191,7 @@ class BatchWriter(Generic[E, R]):
                 await self._apply_isolating(items)
             except Exception as error:
                 # Never let one batch end the consumer: every later submit would hang.
-                log.error("batch.consumer_error", writer=self.name, exc_info=True)
-                metrics.BATCH_EVENT_ERRORS.labels(
-                    writer=self.name, error_type=type(error).__name__
-                ).inc(len(items))
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(error)
+                self._fail_all(items, error)
             if stop_seen:
                 return
 
