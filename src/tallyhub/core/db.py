@@ -493,11 +493,10 @@ class Unnest:
 
     Each value goes through its column type's own bind processing (a UTC datetime becomes
     naive UTC, a JSON value its text), one comprehension per column; the parameters carry
-    no type of their own, the CASTs type them for PostgreSQL. The processing is asyncpg's
-    with the default engine options (no custom `json_serializer`): that is how `Database`
-    creates its engines. Bound as typed ARRAYs,
-    SQLAlchemy walked every element through its generic array layers: that was 40% of a
-    click batch's client CPU."""
+    no type of their own, the CASTs type them for PostgreSQL (bound as typed ARRAYs, every
+    element also went through SQLAlchemy's generic array layers). The processing is
+    asyncpg's with the default engine options (no custom `json_serializer`): that is how
+    `Database` creates its engines."""
 
     source: str
     params: tuple[BindParameter[Any], ...]
