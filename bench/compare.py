@@ -51,7 +51,7 @@ async def compare(trees: list[Path]) -> str:
         await asyncio.to_thread(migrate.upgrade, db.url)
         await _create_admin(db, password)
         for n in range(rounds):
-            for i, tree in enumerate(trees if n % 2 == 0 else trees[::-1]):
+            for tree in trees if n % 2 == 0 else trees[::-1]:
                 var_dir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
                 env = server_env(db, secret, var_dir, batching=True)
                 env["PYTHONPATH"] = str(tree)
@@ -66,7 +66,7 @@ async def compare(trees: list[Path]) -> str:
                     raise SystemExit(f"{tree}: not exact: {run.exact}")
                 runs[tree].append(run)
                 log(
-                    f"{tree} ({i}): {run.rate:,.0f}/s p99 {run.load.pct(99) * 1000:.1f} ms, "
+                    f"{tag} {tree}: {run.rate:,.0f}/s p99 {run.load.pct(99) * 1000:.1f} ms, "
                     f"{run.cpu.per_event(run.rate)}; {run.writer}"
                 )
 
@@ -97,6 +97,9 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     trees = [Path(a).resolve() for a in argv]
+    if len(set(trees)) != len(trees):
+        print("each source tree once: runs are grouped by tree")
+        return 2
     missing = [t for t in trees if not (t / "tallyhub").is_dir()]
     if missing:
         print(f"not a source tree (no tallyhub/ inside): {', '.join(map(str, missing))}")

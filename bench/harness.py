@@ -132,6 +132,10 @@ class CpuMeter:
         return CpuUse(server, postgres, generator)
 
 
+def _per_event_us(percent_of_a_core: float, rate: float) -> float:
+    return percent_of_a_core / 100 / rate * 1e6 if rate else 0.0
+
+
 @dataclass(frozen=True)
 class CpuUse:
     """CPU use over a phase, each part as a percentage of one core."""
@@ -148,10 +152,10 @@ class CpuUse:
 
     def server_us(self, rate: float) -> float:
         """The server's CPU per event (µs) at `rate` events a second."""
-        return self.server / 100 / rate * 1e6 if rate else 0.0
+        return _per_event_us(self.server, rate)
 
     def postgres_us(self, rate: float) -> float:
-        return self.postgres / 100 / rate * 1e6 if rate else 0.0
+        return _per_event_us(self.postgres, rate)
 
     def per_event(self, rate: float) -> str:
         return f"server {self.server_us(rate):.0f} µs, postgres {self.postgres_us(rate):.0f} µs"
