@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -18,7 +19,7 @@ from tallyhub.core.auth import Role, create_user
 from tallyhub.core.jobs import REGISTRY, JobRun, JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Runtime
-from tallyhub.settings import Settings, get_settings
+from tallyhub.settings import Settings, get_settings, serving_defaults
 
 T = TypeVar("T")
 
@@ -78,6 +79,7 @@ def serve(
     if migrate_first:
         migrate.upgrade(settings.database_url)
     host, port = host or settings.host, port or settings.port
+    os.environ.update(serving_defaults(settings, workers))  # read by the worker processes
     console.print(
         f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs"
     )

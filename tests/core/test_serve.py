@@ -1,6 +1,6 @@
 """`tallyhub serve --workers N`: every worker gets its own SO_REUSEPORT listening socket,
 so a burst of keep-alive connections is spread over the workers instead of piling up on
-whichever one woke first."""
+whichever one woke first; and the settings that depend on the number of processes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tallyhub.cli import _ReusePortListener
+from tallyhub.settings import ClickBatchSettings, Settings, serving_defaults
 
 
 def _free_port() -> int:
@@ -41,6 +42,30 @@ def test_the_listener_unpickles_as_a_bound_socket_of_its_own() -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_one_process_keeps_two_click_batches_of_32_in_flight() -> None:
+    batching = ClickBatchSettings()
+    assert (batching.concurrency, batching.max_batch) == (2, 32)
+    assert ClickBatchSettings(concurrency=1).max_batch == 500
+    assert ClickBatchSettings(concurrency=3, max_batch=100).max_batch == 100
+    assert serving_defaults(Settings(), workers=1) == {}
+
+
+def test_several_processes_get_one_click_writer_each_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TALLYHUB_CLICKS__BATCHING__CONCURRENCY", raising=False)
+    monkeypatch.delenv("TALLYHUB_CLICKS__BATCHING__MAX_BATCH", raising=False)
+    defaults = serving_defaults(Settings(), workers=2)
+    assert defaults == {"TALLYHUB_CLICKS__BATCHING__CONCURRENCY": "1"}
+    for key, value in defaults.items():
+        monkeypatch.setenv(key, value)
+    in_a_worker = Settings().clicks.batching  # what each process then reads
+    assert (in_a_worker.concurrency, in_a_worker.max_batch) == (1, 500)
+    # The operator's choice stands, however many processes.
+    monkeypatch.setenv("TALLYHUB_CLICKS__BATCHING__CONCURRENCY", "2")
+    assert serving_defaults(Settings(), workers=4) == {}
 
 
 def _children(pid: int) -> list[int]:
@@ -66,6 +91,10 @@ def _established_on(port: int) -> set[str]:
     return inodes
 
 
+def _environ(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/environ").read_text().split("\0")
+
+
 def _sockets_of(pid: int) -> set[str]:
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -87,6 +116,7 @@ async def test_two_workers_share_a_burst_of_keep_alive_connections(tmp_path: Pat
         "TALLYHUB_VAR_DIR": str(tmp_path / "var"),
         "TALLYHUB_SCHEDULER": "off",
     }
+    env.pop("TALLYHUB_CLICKS__BATCHING__CONCURRENCY", None)
     command = [str(Path(sys.executable).parent / "tallyhub"), "serve", "--workers", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     server = await asyncio.create_subprocess_exec(
@@ -119,6 +149,8 @@ async def test_two_workers_share_a_burst_of_keep_alive_connections(tmp_path: Pat
         assert all(a.status_code == 200 for a in answers)
 
         workers = _children(server.pid)
+        for pid in workers:  # several processes: one click writer each (serving_defaults)
+            assert "TALLYHUB_CLICKS__BATCHING__CONCURRENCY=1" in _environ(pid)
         established = _established_on(port)
         held = Counter({pid: len(_sockets_of(pid) & established) for pid in workers})
         assert sum(held.values()) == 64

@@ -304,7 +304,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
         max_wait_ms=batching.max_wait_ms,
         queue_size=batching.queue_size,
         retries=batching.retries,
-        concurrency=settings.batching.concurrency,
+        concurrency=batching.concurrency,
     )
     spool = service.ClickSpool(
         service.spool_directory(runtime.settings.var_dir),
