@@ -1,10 +1,13 @@
-"""Two versions of the code side by side on the clicks benchmark's batched run (b).
+"""Two versions of the code, or of its settings, side by side on the clicks benchmark's
+batched run (b).
 
     python -m bench.compare /path/to/old/src src
+    python -m bench.compare src,TALLYHUB_CLICKS__BATCHING__CONCURRENCY=1 src
 
 Each argument is a source tree (the directory holding `tallyhub/`, e.g. a `git worktree`
-of an older commit); the server runs from it through PYTHONPATH, with this checkout's
-migrations and load generator. The runs alternate (old, new, new, old, …) so that the
+of an older commit), optionally followed by comma-separated settings for its server; the
+server runs from the tree through PYTHONPATH, with this checkout's migrations and load
+generator. The runs alternate (old, new, new, old, …) so that the
 machine's drift falls on both; each prints its rate, latency, writer figures and CPU per
 click, and the table compares the means. On a shared machine the CPU per click moves much
 less from run to run than the rate does.
@@ -21,6 +24,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
@@ -37,7 +41,27 @@ from bench.clicks import (
 from bench.harness import Server, Table, env_int, log, run_fast, temp_database
 
 
-async def compare(trees: list[Path]) -> str:
+@dataclass(frozen=True)
+class Variant:
+    tree: Path
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, argument: str) -> Variant:
+        tree, *settings = argument.split(",")
+        pairs = []
+        for setting in settings:
+            key, equals, value = setting.partition("=")
+            if not key or not equals:
+                raise ValueError(f"{argument}: settings are KEY=VALUE, comma-separated")
+            pairs.append((key, value))
+        return cls(Path(tree).resolve(), tuple(pairs))
+
+    def __str__(self) -> str:
+        return ",".join([str(self.tree), *(f"{k}={v}" for k, v in self.settings)])
+
+
+async def compare(variants: list[Variant]) -> str:
     from tallyhub import migrate
 
     os.environ.setdefault("BENCH_SECONDS", "10")
@@ -46,16 +70,17 @@ async def compare(trees: list[Path]) -> str:
     workers = sizes.workers[0]
     rounds = env_int("BENCH_COMPARE_ROUNDS", 4)
     secret, password = secrets.token_urlsafe(32), secrets.token_urlsafe(12)
-    runs: dict[Path, list[Run]] = {tree: [] for tree in trees}
+    runs: dict[Variant, list[Run]] = {variant: [] for variant in variants}
     async with temp_database("compare") as db:
         await asyncio.to_thread(migrate.upgrade, db.url)
         await _create_admin(db, password)
         for n in range(rounds):
-            for tree in trees if n % 2 == 0 else trees[::-1]:
+            for variant in variants if n % 2 == 0 else variants[::-1]:
                 var_dir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
                 env = server_env(db, secret, var_dir, batching=True)
-                env["PYTHONPATH"] = str(tree)
-                tag = f"r{n}-{trees.index(tree)}"
+                env |= dict(variant.settings)
+                env["PYTHONPATH"] = str(variant.tree)
+                tag = f"r{n}-{variants.index(variant)}"
                 async with Server(tag, env, workers=workers) as server:
                     campaigns = await make_campaigns(server, password, tag)
                     run = await click_run(server, sizes, tag, "/__track", campaigns, workers)
@@ -63,10 +88,10 @@ async def compare(trees: list[Path]) -> str:
                 await check_exact(db, campaigns, run)
                 shutil.rmtree(var_dir, ignore_errors=True)
                 if not run.exact_ok:
-                    raise SystemExit(f"{tree}: not exact: {run.exact}")
-                runs[tree].append(run)
+                    raise SystemExit(f"{variant}: not exact: {run.exact}")
+                runs[variant].append(run)
                 log(
-                    f"{tag} {tree}: {run.rate:,.0f}/s p99 {run.load.pct(99) * 1000:.1f} ms, "
+                    f"{tag} {variant}: {run.rate:,.0f}/s p99 {run.load.pct(99) * 1000:.1f} ms, "
                     f"{run.cpu.per_event(run.rate)}; {run.writer}"
                 )
 
@@ -74,17 +99,17 @@ async def compare(trees: list[Path]) -> str:
         f"compare — batched /__track, {workers} worker(s), {rounds} × {sizes.seconds:.0f} s "
         "each, alternating"
     )
-    base = runs[trees[0]]
-    for tree, measured in runs.items():
+    base = runs[variants[0]]
+    for variant, measured in runs.items():
         rate = mean(r.rate for r in measured)
         server_us = mean(r.cpu.server_us(r.rate) for r in measured)
         postgres = mean(r.cpu.postgres_us(r.rate) for r in measured)
         rates = ", ".join(f"{r.rate:,.0f}" for r in measured)
-        table.add(f"{tree}: clicks/s", f"{rate:,.0f} ({rates})")
+        table.add(f"{variant}: clicks/s", f"{rate:,.0f} ({rates})")
         table.add("    CPU per click, server / postgres", f"{server_us:.0f} µs / {postgres:.0f} µs")
         if measured is not base:
             table.add(
-                "    against the first tree",
+                "    against the first",
                 f"rate {rate / mean(r.rate for r in base):.2f} ×, server CPU per click "
                 f"{server_us / mean(r.cpu.server_us(r.rate) for r in base):.2f} ×",
             )
@@ -96,15 +121,19 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__)
         return 2
-    trees = [Path(a).resolve() for a in argv]
-    if len(set(trees)) != len(trees):
-        print("each source tree once: runs are grouped by tree")
+    try:
+        variants = [Variant.parse(a) for a in argv]
+    except ValueError as error:
+        print(error)
         return 2
-    missing = [t for t in trees if not (t / "tallyhub").is_dir()]
+    if len(set(variants)) != len(variants):
+        print("each variant once: runs are grouped by variant")
+        return 2
+    missing = [str(v.tree) for v in variants if not (v.tree / "tallyhub").is_dir()]
     if missing:
         print(f"not a source tree (no tallyhub/ inside): {', '.join(map(str, missing))}")
         return 2
-    print(run_fast(lambda: compare(trees)))
+    print(run_fast(lambda: compare(variants)))
     return 0
 
 
