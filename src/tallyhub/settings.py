@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_json: bool | None = None
     job_grace_seconds: int = 3600
+    # A running job renews its slot's lease every third of this; a slot whose lease has
+    # lapsed was left by a stopped process, and may be run again.
+    job_lease_seconds: float = 60.0
     job_history_days: int = 14  # finished job runs older than this are pruned nightly
 
     pool: DatabasePool = Field(default_factory=DatabasePool)

@@ -7,6 +7,9 @@ registry when the test ends.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tallyhub.core import jobs as core_jobs
 from tallyhub.core.auth import Role
@@ -228,6 +231,244 @@ async def test_running_an_unknown_job_is_not_found(test_db: TestDatabase, tmp_pa
         assert await runs_of(runtime, "test.nothing") == []
 
 
+# ---------------------------------------------------------------- leases
+
+
+async def leave_running(runtime: Runtime, name: str, slot: datetime, renewed: datetime) -> int:
+    """The row a process leaves when it is killed mid-run: `running`, its lease last
+    renewed at `renewed`."""
+
+    async def insert(session: Any) -> int:
+        run = JobRun(
+            job_name=name,
+            scheduled_for=slot,
+            trigger="schedule",
+            status="running",
+            started_at=renewed,
+            heartbeat_at=renewed,
+        )
+        session.add(run)
+        await session.flush()
+        return run.id
+
+    return await runtime.db.run(insert)
+
+
+async def test_a_slot_left_running_by_a_stopped_process_runs_again_at_start(
+    test_db: TestDatabase,
+    tmp_path: Path,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    @register("test.killed", every_seconds=86_400)
+    async def daily(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        return {"n": len(calls)}
+
+    monkeypatch.setattr(
+        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
+    )
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    async with runtimes(test_db, tmp_path, 1, job_grace_seconds=90_000) as (runtime,):
+        # Killed 5 minutes ago during today's run, and yesterday's before that.
+        killed_today = await leave_running(
+            runtime, "test.killed", today, now - timedelta(minutes=5)
+        )
+        yesterday = today - timedelta(days=1)
+        killed_before = await leave_running(
+            runtime, "test.killed", yesterday, yesterday + timedelta(minutes=1)
+        )
+        await JobRunner(runtime).catch_up()
+        rows = {r.id: r for r in await runs_of(runtime, "test.killed")}
+
+    assert calls == ["ran"], "today's slot ran again, once"
+    retried = rows[killed_today]
+    assert (retried.status, retried.attempt, retried.trigger) == ("succeeded", 2, "catchup")
+    assert retried.counts == {"n": 1} and retried.error is None
+    assert retried.started_at > now - timedelta(minutes=1)
+    # Yesterday's slot is past: recorded as abandoned, its end the last sign of life.
+    gone = rows[killed_before]
+    assert (gone.status, gone.attempt) == ("abandoned", 1)
+    assert gone.finished_at == yesterday + timedelta(minutes=1)
+    assert gone.error is not None and "stopped renewing its lease" in gone.error
+
+
+KILLED_CHILD = """
+import asyncio
+from tallyhub.core.jobs import JobRunner, job
+from tallyhub.core.runtime import Runtime
+from tallyhub.settings import Settings
+
+@job("test.killed_for_real", every_seconds=86_400)
+async def slow(runtime):
+    print("running", flush=True)
+    await asyncio.sleep(600)
+    return {}
+
+asyncio.run(JobRunner(Runtime.build(Settings())).run_scheduled("test.killed_for_real"))
+"""
+
+
+async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    lease = 2.0
+    env = {
+        **os.environ,
+        "TALLYHUB_ENV": "test",
+        "TALLYHUB_DATABASE_URL": test_db.url,
+        "TALLYHUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+        "TALLYHUB_SCHEDULER": "off",
+        "TALLYHUB_VAR_DIR": str(tmp_path / "child"),
+        "TALLYHUB_JOB_LEASE_SECONDS": str(lease),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_CHILD, env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), 60)
+        assert line == b"running\n"
+        async with runtimes(test_db, tmp_path, 1, job_lease_seconds=lease) as (runtime,):
+            await asyncio.sleep(lease * 0.75)  # the child renews its lease meanwhile
+            (alive,) = await runs_of(runtime, "test.killed_for_real")
+            assert (alive.status, alive.attempt) == ("running", 1)
+            assert alive.heartbeat_at > alive.started_at
+            child.kill()  # mid-run, as a deploy or the OOM killer would
+            await child.wait()
+            calls: list[str] = []
+
+            @register("test.killed_for_real", every_seconds=86_400)
+            async def fast(runtime: Runtime) -> dict[str, Any]:
+                calls.append("ran")
+                return {"ran": "again"}
+
+            runner = JobRunner(runtime)
+            assert await runner.run_scheduled("test.killed_for_real") is None, "lease held"
+            await asyncio.sleep(lease * 1.5)
+            assert await runner.run_scheduled("test.killed_for_real") == alive.id
+            (row,) = await runs_of(runtime, "test.killed_for_real")
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert calls == ["ran"]
+    assert (row.scheduled_for, row.status, row.attempt) == (alive.scheduled_for, "succeeded", 2)
+    assert row.counts == {"ran": "again"}
+
+
+async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    @register("test.long", cron="0 * * * *")
+    async def long(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        await asyncio.sleep(3.0)  # well past a lease of 1.2 s
+        return {}
+
+    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    async with runtimes(test_db, tmp_path, 2, job_lease_seconds=1.2) as (a, b):
+        first = asyncio.create_task(JobRunner(a).run("test.long", scheduled_for=slot))
+        await asyncio.sleep(2.0)
+        assert await JobRunner(b).run("test.long", scheduled_for=slot) is None
+        (row,) = await runs_of(b, "test.long")
+        assert row.status == "running"
+        assert datetime.now(UTC) - row.heartbeat_at < timedelta(seconds=1.2)
+        assert await asyncio.wait_for(first, 30) == row.id
+        (row,) = await runs_of(a, "test.long")
+    assert calls == ["ran"]
+    assert (row.status, row.attempt) == ("succeeded", 1)
+
+
+async def test_runners_racing_to_take_over_an_abandoned_slot_run_it_once(
+    server_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    @register("test.takeover", cron="*/5 * * * *")
+    async def takeover(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        await asyncio.sleep(0.05)
+        return {}
+
+    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    async with runtimes(server_db, tmp_path, 3) as group:
+        await leave_running(group[0], "test.takeover", slot, datetime.now(UTC) - timedelta(hours=1))
+        attempts = [
+            JobRunner(runtime).run("test.takeover", scheduled_for=slot, trigger="schedule")
+            for runtime in group * 3
+        ]
+        run_ids = await asyncio.wait_for(asyncio.gather(*attempts), 30)
+        (row,) = await runs_of(group[0], "test.takeover")
+    assert [r for r in run_ids if r is not None] == [row.id]
+    assert calls == ["ran"]
+    assert (row.status, row.attempt) == ("succeeded", 2)
+
+
+async def test_a_runner_that_lost_its_lease_records_nothing(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    @register("test.stalled", cron="0 * * * *")
+    async def stalled(runtime: Runtime) -> dict[str, Any]:
+        calls.append(len(calls) + 1)
+        call = len(calls)
+        if call == 1:
+            started.set()
+            await release.wait()  # the first attempt stalls ...
+            raise RuntimeError("the stalled attempt's late failure")
+        return {"attempt_that_ran": call}
+
+    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
+    async with runtimes(test_db, tmp_path, 2) as (a, b):
+        first = asyncio.create_task(JobRunner(a).run("test.stalled", scheduled_for=slot))
+        await asyncio.wait_for(started.wait(), 30)
+
+        async def lapse(session: Any) -> None:  # ... past its lease
+            await session.execute(
+                update(JobRun)
+                .where(JobRun.job_name == "test.stalled")
+                .values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1))
+            )
+
+        await a.db.run(lapse)
+        second = await JobRunner(b).run("test.stalled", scheduled_for=slot)
+        release.set()
+        assert await asyncio.wait_for(first, 30) == second
+        (row,) = await runs_of(a, "test.stalled")
+    assert (row.status, row.attempt, row.counts) == ("succeeded", 2, {"attempt_that_ran": 2})
+    assert row.error is None
+
+
+async def test_abandoned_runs_are_listed_with_their_attempt(
+    harness: Harness, register: Register
+) -> None:
+    admin = await harness.user("admin", Role.admin)
+    renewed = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    run_id = await leave_running(
+        harness.runtime, "test.gone", renewed - timedelta(minutes=2), renewed
+    )
+    pruned = await harness.client.post("/api/jobs/core.prune_job_runs/run", headers=admin)
+    assert pruned.status_code == 200, pruned.text
+    assert pruned.json()["counts"]["abandoned"] == 1
+    listed = await harness.client.get(
+        "/api/jobs/runs", params={"status": "abandoned"}, headers=admin
+    )
+    assert listed.status_code == 200, listed.text
+    (item,) = listed.json()["items"]
+    assert (item["id"], item["job_name"], item["attempt"]) == (run_id, "test.gone", 1)
+    assert parse(item["finished_at"]) == parse(item["heartbeat_at"]) == renewed
+    bad = await harness.client.get("/api/jobs/runs", params={"status": "lost"}, headers=admin)
+    assert bad.status_code == 422 and "status" in bad.text
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -405,13 +646,17 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
         now = datetime.now(UTC)
 
         async def insert(session: Any) -> None:
-            for days, status in (
-                (30, "succeeded"),
-                (20, "failed"),
-                (20, "running"),
-                (1, "succeeded"),
+            # (started days ago, status, lease last renewed days ago)
+            for n, (days, status, renewed) in enumerate(
+                (
+                    (30, "succeeded", 30),
+                    (20, "failed", 20),
+                    (20, "running", 20),  # its process stopped 20 days ago
+                    (21, "running", 0),  # a very long run, still renewing its lease
+                    (1, "succeeded", 1),
+                )
             ):
-                started = now - timedelta(days=days, minutes=len(status))  # distinct slots
+                started = now - timedelta(days=days, minutes=n)  # distinct slots
                 session.add(
                     JobRun(
                         job_name="test.old",
@@ -419,6 +664,7 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
                         trigger="schedule",
                         status=status,
                         started_at=started,
+                        heartbeat_at=now - timedelta(days=renewed),
                     )
                 )
 
@@ -427,9 +673,10 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
         left = await runs_of(runtime, "test.old")
         pruning = next(r for r in await runs_of(runtime, "core.prune_job_runs") if r.id == run_id)
 
-    assert pruning.status == "succeeded" and pruning.counts == {"deleted": 2}
-    # Recent runs stay, and so does one still marked running, however old.
+    assert pruning.status == "succeeded"
+    assert pruning.counts == {"deleted": 3, "abandoned": 1}
+    # Recent runs stay, and so does a run still renewing its lease, however old.
     assert sorted((r.status, (now - r.started_at).days) for r in left) == [
-        ("running", 20),
+        ("running", 21),
         ("succeeded", 1),
     ]

@@ -5,10 +5,18 @@ A job is an async function of the Runtime registered next to its domain code wit
 (job name, scheduled time) by inserting a unique `job_runs` row; a second scheduler or
 worker trying the same slot gets nothing. The row records status, timing, error and the
 job's own counts. Missed slots within the grace window run once at start.
+
+A claim is a lease: while the job runs, its runner renews `heartbeat_at` every third of
+`job_lease_seconds`. A process that stops mid-run (killed, redeployed) leaves a `running`
+row whose lease lapses. A runner claiming that slot again (the catch-up at start, a
+scheduler's tick) takes it over as the next attempt; lapsed rows nobody takes over are
+marked `abandoned` (at start and by the nightly prune). A runner that lost its lease (it
+stalled past it, and another took over) records nothing when it ends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +32,18 @@ from apscheduler.triggers.interval import IntervalTrigger
 from croniter import croniter
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -118,33 +137,154 @@ class JobRun(Base):
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the lease, renewed
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A claimed slot: its row, and which attempt at it this runner holds."""
+
+    run_id: int
+    attempt: int
 
 
 class JobRunner:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.tz = runtime.settings.timezone
+        self.lease_seconds = runtime.settings.job_lease_seconds
 
-    async def claim(self, name: str, scheduled_for: datetime, trigger: str) -> int | None:
-        """Insert the slot's row; None when another runner already has it."""
+    async def claim(self, name: str, scheduled_for: datetime, trigger: str) -> Lease | None:
+        """Insert the slot's row, or take over a slot whose lease has lapsed; None when
+        another runner holds it (or has run it)."""
 
-        async def insert(session: Any) -> int:
+        async def insert(session: Any) -> Lease:
+            now = utcnow()
             run = JobRun(
                 job_name=name,
                 scheduled_for=scheduled_for,
                 trigger=trigger,
                 status="running",
-                started_at=utcnow(),
+                started_at=now,
+                heartbeat_at=now,
+                attempt=1,
             )
             session.add(run)
             await session.flush()
-            return run.id
+            return Lease(run.id, 1)
 
         try:
             return await self.runtime.db.run(insert)
         except IntegrityError:
-            log.info("job.slot_taken", job=name, scheduled_for=scheduled_for.isoformat())
+            lease = await self.runtime.db.run(
+                lambda session: self._take_over(session, name, scheduled_for, trigger)
+            )
+            if lease is None:
+                log.info("job.slot_taken", job=name, scheduled_for=scheduled_for.isoformat())
+            return lease
+
+    async def _take_over(
+        self, session: Any, name: str, scheduled_for: datetime, trigger: str
+    ) -> Lease | None:
+        """The slot's row, as the next attempt, if its lease has lapsed. One conditional
+        UPDATE: of runners racing for it, the first to change the row wins, and the others
+        no longer match."""
+        now = utcnow()
+        taken = await session.execute(
+            update(JobRun)
+            .where(
+                JobRun.job_name == name,
+                JobRun.scheduled_for == scheduled_for,
+                JobRun.status.in_(("running", "abandoned")),
+                JobRun.heartbeat_at < now - timedelta(seconds=self.lease_seconds),
+            )
+            .values(
+                trigger=trigger,
+                status="running",
+                started_at=now,
+                heartbeat_at=now,
+                attempt=JobRun.attempt + 1,
+                finished_at=None,
+                duration_ms=None,
+                error=None,
+                counts=None,
+            )
+        )
+        if taken.rowcount != 1:
             return None
+        row = (
+            await session.execute(
+                select(JobRun.id, JobRun.attempt).where(
+                    JobRun.job_name == name, JobRun.scheduled_for == scheduled_for
+                )
+            )
+        ).one()
+        log.warning(
+            "job.taken_over",
+            job=name,
+            scheduled_for=scheduled_for.isoformat(),
+            run_id=row.id,
+            attempt=row.attempt,
+        )
+        return Lease(row.id, row.attempt)
+
+    async def _keep(self, name: str, lease: Lease) -> None:
+        """Renew the lease until cancelled. A renewal that fails is logged and tried again
+        at the next turn; one that finds the row taken over stops."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+
+            async def renew(session: Any) -> int:
+                result = await session.execute(
+                    update(JobRun)
+                    .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
+                    .values(heartbeat_at=utcnow())
+                )
+                return int(result.rowcount or 0)
+
+            try:
+                renewed = await self.runtime.db.run(renew)
+            except Exception:
+                log.error("job.lease_renewal_failed", job=name, run_id=lease.run_id, exc_info=True)
+                continue
+            if not renewed:
+                log.error("job.lease_lost", job=name, run_id=lease.run_id, attempt=lease.attempt)
+                return
+
+    async def sweep(self) -> int:
+        """Mark `abandoned` every running slot whose lease has lapsed; its last renewal
+        becomes its end."""
+        stale_before = utcnow() - timedelta(seconds=self.lease_seconds)
+
+        async def mark(session: Any) -> list[str]:
+            stale = (
+                await session.execute(
+                    select(JobRun.id, JobRun.job_name)
+                    .where(JobRun.status == "running", JobRun.heartbeat_at < stale_before)
+                    .with_for_update()
+                )
+            ).all()
+            if stale:
+                await session.execute(
+                    update(JobRun)
+                    .where(JobRun.id.in_([row.id for row in stale]))
+                    .values(
+                        status="abandoned",
+                        finished_at=JobRun.heartbeat_at,
+                        error="abandoned: the process running it stopped renewing its lease "
+                        "(finished_at is its last renewal)",
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            return [row.job_name for row in stale]
+
+        abandoned = await self.runtime.db.run(mark)
+        for name in abandoned:
+            metrics.JOB_RUNS.labels(job=name, status="abandoned").inc()
+        if abandoned:
+            log.warning("job.runs_abandoned", count=len(abandoned), jobs=sorted(set(abandoned)))
+        return len(abandoned)
 
     async def run(
         self, name: str, *, scheduled_for: datetime | None = None, trigger: str = "manual"
@@ -155,9 +295,11 @@ class JobRunner:
         if spec is None:
             raise NotFound(f"no job named {name!r}", code="job_not_found")
         slot = scheduled_for or utcnow()
-        run_id = await self.claim(name, slot, trigger)
-        if run_id is None:
+        lease = await self.claim(name, slot, trigger)
+        if lease is None:
             return None
+        run_id = lease.run_id
+        keeper = asyncio.create_task(self._keep(name, lease), name=f"job-lease-{name}")
         started = time.perf_counter()
         status, error, counts = "succeeded", None, None
         try:
@@ -165,22 +307,30 @@ class JobRunner:
         except Exception as failure:
             status, error = "failed", "".join(traceback.format_exception(failure))[-4000:]
             log.error("job.failed", job=name, run_id=run_id, exc_info=True)
+        finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])
         duration = int((time.perf_counter() - started) * 1000)
 
-        async def finish(session: Any) -> None:
-            await session.execute(
+        async def finish(session: Any) -> int:
+            result = await session.execute(
                 update(JobRun)
-                .where(JobRun.id == run_id)
+                .where(JobRun.id == run_id, JobRun.attempt == lease.attempt)
                 .values(
                     status=status,
                     finished_at=utcnow(),
+                    heartbeat_at=utcnow(),
                     duration_ms=duration,
                     error=error,
                     counts=counts,
                 )
             )
+            return int(result.rowcount or 0)
 
-        await self.runtime.db.run(finish)
+        if not await self.runtime.db.run(finish):
+            # Another runner took the slot over while this one stalled: its attempt stands.
+            log.error("job.lease_lost", job=name, run_id=run_id, attempt=lease.attempt)
+            status = "lease_lost"
         metrics.JOB_RUNS.labels(job=name, status=status).inc()
         # Interval jobs succeed every few seconds; their runs are in job_runs, not the log.
         quiet = spec.every_seconds is not None and status == "succeeded"
@@ -196,6 +346,7 @@ class JobRunner:
 
     async def catch_up(self) -> None:
         """Run, once, each job whose latest slot was missed within the grace window."""
+        await self.sweep()
         now = utcnow()
         grace = timedelta(seconds=self.runtime.settings.job_grace_seconds)
         for spec in REGISTRY.values():
@@ -236,7 +387,9 @@ class JobRunner:
     description="Delete finished job runs older than the kept history",
 )
 async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
-    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day."""
+    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day.
+    Runs abandoned by a stopped process are marked first, so they are pruned in turn."""
+    abandoned = await JobRunner(runtime).sweep()
     cutoff = utcnow() - timedelta(days=runtime.settings.job_history_days)
 
     async def prune(session: Any) -> int:
@@ -245,7 +398,7 @@ async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
         )
         return int(result.rowcount or 0)
 
-    return {"deleted": await runtime.db.run(prune)}
+    return {"deleted": await runtime.db.run(prune), "abandoned": abandoned}
 
 
 # ---------------------------------------------------------------- API
@@ -272,6 +425,8 @@ class JobRunOut(BaseModel):
     duration_ms: int | None
     error: str | None
     counts: dict[str, Any] | None
+    attempt: int
+    heartbeat_at: datetime
 
 
 JobOut.model_rebuild()
@@ -307,7 +462,7 @@ async def list_runs(
     _: CurrentUser,
     paging: Paging,
     job: Annotated[str | None, Query(description="Only this job")] = None,
-    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed)$")] = None,
+    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed|abandoned)$")] = None,
 ) -> Page[JobRunOut]:
     query = select(JobRun)
     if job:

@@ -1,0 +1,100 @@
+"""Migrations that change tables already holding rows: upgraded with data in place, and
+back down, on each dialect (the other tests only ever migrate empty databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import column, insert, table, text
+from sqlalchemy.engine import make_url
+
+from tallyhub import migrate
+from tallyhub.core.db import Database
+from tests.conftest import RUN_ID, SERVERS, _admin_execute, unavailable
+
+BEFORE_LEASES = "7c2e9d41a0b3"  # the revision before job_runs got its lease
+JOB_RUNS = table(
+    "job_runs",
+    *(
+        column(name)
+        for name in ("job_name", "scheduled_for", "trigger", "status", "started_at", "finished_at")
+    ),
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+async def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of its own, with no tables yet."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/migrations.db"
+        return
+    server = SERVERS[request.param]
+    name = f"tallyhub_test_mig_{RUN_ID}_{uuid.uuid4().hex[:6]}"
+    try:
+        await asyncio.wait_for(_admin_execute(server, f"CREATE DATABASE {name}"), timeout=10)
+    except Exception as error:
+        unavailable(f"{request.param} unreachable at {server}: {error!r}"[:300])
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin_execute(server, f"DROP DATABASE IF EXISTS {name}")
+
+
+async def test_job_runs_get_a_lease_with_their_rows_in_place(empty_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_url, BEFORE_LEASES)
+    db = Database(empty_url)
+    try:
+        async with db.engine.begin() as conn:
+            slot, start = datetime(2026, 11, 1, 3, 0), datetime(2026, 11, 1, 3, 0, 1)
+            await conn.execute(
+                insert(JOB_RUNS),  # a plain table: `trigger` is a reserved word in MariaDB
+                [
+                    {
+                        "job_name": "old.done",
+                        "scheduled_for": slot,
+                        "trigger": "schedule",
+                        "status": "succeeded",
+                        "started_at": start,
+                        "finished_at": datetime(2026, 11, 1, 3, 0, 9),
+                    },
+                    {
+                        "job_name": "old.running",
+                        "scheduled_for": slot,
+                        "trigger": "schedule",
+                        "status": "running",
+                        "started_at": start,
+                        "finished_at": None,
+                    },
+                ],
+            )
+        await asyncio.to_thread(migrate.upgrade, empty_url)
+        async with db.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text("SELECT job_name, heartbeat_at, attempt FROM job_runs ORDER BY job_name")
+                )
+            ).all()
+        # A finished run's lease ends with it; a running one's was last seen at its start.
+        assert [(r.job_name, str(r.heartbeat_at)[:19], r.attempt) for r in rows] == [
+            ("old.done", "2026-11-01 03:00:09", 1),
+            ("old.running", "2026-11-01 03:00:01", 1),
+        ]
+    finally:
+        await db.dispose()
+    config = migrate.alembic_config(empty_url)
+    await asyncio.to_thread(command.downgrade, config, BEFORE_LEASES)
+    db = Database(empty_url)
+    try:
+        async with db.engine.connect() as conn:
+            names = (await conn.execute(text("SELECT job_name FROM job_runs"))).scalars().all()
+            with pytest.raises(Exception, match=r"(?i)heartbeat_at"):
+                await conn.execute(text("SELECT heartbeat_at FROM job_runs"))
+        assert sorted(names) == ["old.done", "old.running"]
+    finally:
+        await db.dispose()
