@@ -1,5 +1,6 @@
-"""The server-rendered dashboard: one page that signs in, lists groups with their figures,
-and updates them live over the WebSocket."""
+"""The server-rendered dashboard: one page that signs in, lists lead groups with their
+figures (updated live over the WebSocket), click campaigns (polled every 5 s) and the jobs
+with their last run (polled every 30 s)."""
 
 from __future__ import annotations
 
