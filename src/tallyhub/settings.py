@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     job_grace_seconds: int = 3600
     # A running job renews its slot's lease every third of this; a slot whose lease has
     # lapsed was left by a stopped process, and may be run again.
-    job_lease_seconds: float = 60.0
+    job_lease_seconds: float = Field(default=60.0, gt=0)
     job_history_days: int = 14  # finished job runs older than this are pruned nightly
 
     pool: DatabasePool = Field(default_factory=DatabasePool)

@@ -233,19 +233,33 @@ async def test_running_an_unknown_job_is_not_found(test_db: TestDatabase, tmp_pa
 
 # ---------------------------------------------------------------- leases
 
+# A schedule whose latest slot stays 1970-01-01 for decades: tests of "still the latest
+# slot" cannot straddle a slot boundary (midnight, say).
+FOREVER = 2**31
+FIXED_SLOT = datetime(1970, 1, 1, tzinfo=UTC)
 
-async def leave_running(runtime: Runtime, name: str, slot: datetime, renewed: datetime) -> int:
-    """The row a process leaves when it is killed mid-run: `running`, its lease last
-    renewed at `renewed`."""
+
+async def leave_row(
+    runtime: Runtime,
+    name: str,
+    slot: datetime,
+    renewed: datetime,
+    *,
+    status: str = "running",
+    attempt: int = 1,
+) -> int:
+    """A row as a stopped process leaves it: `running` with its lease last renewed at
+    `renewed` (killed), or `interrupted` (stopped at shutdown)."""
 
     async def insert(session: Any) -> int:
         run = JobRun(
             job_name=name,
             scheduled_for=slot,
             trigger="schedule",
-            status="running",
+            status=status,
             started_at=renewed,
             heartbeat_at=renewed,
+            attempt=attempt,
         )
         session.add(run)
         await session.flush()
@@ -254,7 +268,7 @@ async def leave_running(runtime: Runtime, name: str, slot: datetime, renewed: da
     return await runtime.db.run(insert)
 
 
-async def test_a_slot_left_running_by_a_stopped_process_runs_again_at_start(
+async def test_the_catch_up_at_start_takes_over_a_slot_whose_lease_lapsed(
     test_db: TestDatabase,
     tmp_path: Path,
     register: Register,
@@ -262,7 +276,7 @@ async def test_a_slot_left_running_by_a_stopped_process_runs_again_at_start(
 ) -> None:
     calls: list[str] = []
 
-    @register("test.killed", every_seconds=86_400)
+    @register("test.killed", every_seconds=FOREVER)
     async def daily(runtime: Runtime) -> dict[str, Any]:
         calls.append("ran")
         return {"n": len(calls)}
@@ -271,49 +285,88 @@ async def test_a_slot_left_running_by_a_stopped_process_runs_again_at_start(
         core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
     )
     now = datetime.now(UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    async with runtimes(test_db, tmp_path, 1, job_grace_seconds=90_000) as (runtime,):
-        # Killed 5 minutes ago during today's run, and yesterday's before that.
-        killed_today = await leave_running(
-            runtime, "test.killed", today, now - timedelta(minutes=5)
-        )
-        yesterday = today - timedelta(days=1)
-        killed_before = await leave_running(
-            runtime, "test.killed", yesterday, yesterday + timedelta(minutes=1)
-        )
+    async with runtimes(test_db, tmp_path, 1, job_grace_seconds=FOREVER) as (runtime,):
+        killed = await leave_row(runtime, "test.killed", FIXED_SLOT, now - timedelta(minutes=5))
         await JobRunner(runtime).catch_up()
-        rows = {r.id: r for r in await runs_of(runtime, "test.killed")}
-
-    assert calls == ["ran"], "today's slot ran again, once"
-    retried = rows[killed_today]
-    assert (retried.status, retried.attempt, retried.trigger) == ("succeeded", 2, "catchup")
-    assert retried.counts == {"n": 1} and retried.error is None
-    assert retried.started_at > now - timedelta(minutes=1)
-    # Yesterday's slot is past: recorded as abandoned, its end the last sign of life.
-    gone = rows[killed_before]
-    assert (gone.status, gone.attempt) == ("abandoned", 1)
-    assert gone.finished_at == yesterday + timedelta(minutes=1)
-    assert gone.error is not None and "stopped renewing its lease" in gone.error
+        await JobRunner(runtime).catch_up()  # a second start right after: nothing more
+        (row,) = await runs_of(runtime, "test.killed")
+    assert calls == ["ran"]
+    assert (row.id, row.status, row.attempt, row.trigger) == (killed, "succeeded", 2, "catchup")
+    assert row.counts == {"n": 1} and row.error is None
+    assert row.started_at > now - timedelta(minutes=1)
 
 
-KILLED_CHILD = """
+async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    for name in ("test.lapsed", "test.interrupted", "test.alive", "test.hopeless"):
+
+        @register(name, every_seconds=FOREVER)
+        async def rerun(runtime: Runtime, name: str = name) -> dict[str, Any]:
+            calls.append(name)
+            return {}
+
+    now = datetime.now(UTC)
+    lapsed, fresh = now - timedelta(minutes=5), now - timedelta(seconds=5)
+    async with runtimes(test_db, tmp_path, 1) as (runtime,):
+        ids = {
+            "lapsed": await leave_row(runtime, "test.lapsed", FIXED_SLOT, lapsed),
+            "older": await leave_row(
+                runtime, "test.lapsed", datetime(2026, 1, 1, tzinfo=UTC), lapsed
+            ),
+            "interrupted": await leave_row(
+                runtime, "test.interrupted", FIXED_SLOT, fresh, status="interrupted"
+            ),
+            "alive": await leave_row(runtime, "test.alive", FIXED_SLOT, fresh),
+            "hopeless": await leave_row(runtime, "test.hopeless", FIXED_SLOT, lapsed, attempt=3),
+            "unknown": await leave_row(runtime, "test.unregistered", FIXED_SLOT, lapsed),
+        }
+        outcome = await JobRunner(runtime).recover()
+        again = await JobRunner(runtime).recover()
+        async with runtime.db.transaction(readonly=True) as session:
+            rows = {r.id: r for r in await session.scalars(select(JobRun))}
+
+    assert outcome == {"retried": 2, "abandoned": 3}
+    assert again == {"retried": 0, "abandoned": 0}
+    assert sorted(calls) == ["test.interrupted", "test.lapsed"]
+    state = {key: (rows[i].status, rows[i].attempt) for key, i in ids.items()}
+    assert state == {
+        "lapsed": ("succeeded", 2),  # the latest slot, run again
+        "older": ("abandoned", 1),  # a newer slot has come: not run again
+        "interrupted": ("succeeded", 2),  # freed at shutdown: no lease to wait for
+        "alive": ("running", 1),  # its runner renews its lease
+        "hopeless": ("abandoned", 3),  # MAX_ATTEMPTS reached
+        "unknown": ("abandoned", 1),  # no such job any more
+    }
+    assert rows[ids["older"]].finished_at == lapsed
+    error = rows[ids["older"]].error
+    assert error is not None and "stopped renewing its lease" in error
+    assert rows[ids["lapsed"]].trigger == "retry"
+
+
+KILLED_CHILD = f"""
 import asyncio
 from tallyhub.core.jobs import JobRunner, job
 from tallyhub.core.runtime import Runtime
 from tallyhub.settings import Settings
 
-@job("test.killed_for_real", every_seconds=86_400)
+@job("test.killed_for_real", every_seconds={FOREVER})
 async def slow(runtime):
     print("running", flush=True)
     await asyncio.sleep(600)
-    return {}
+    return {{}}
 
 asyncio.run(JobRunner(Runtime.build(Settings())).run_scheduled("test.killed_for_real"))
 """
 
 
 async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
-    test_db: TestDatabase, tmp_path: Path, register: Register
+    test_db: TestDatabase,
+    tmp_path: Path,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lease = 2.0
     env = {
@@ -328,36 +381,104 @@ async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", KILLED_CHILD, env=env, stdout=subprocess.PIPE
     )
+    calls: list[str] = []
+
+    @register("test.killed_for_real", every_seconds=FOREVER)
+    async def fast(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        return {"ran": "again"}
+
+    monkeypatch.setattr(  # the catch-up below: only this test's job
+        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
+    )
     try:
         assert child.stdout is not None
         line = await asyncio.wait_for(child.stdout.readline(), 60)
         assert line == b"running\n"
-        async with runtimes(test_db, tmp_path, 1, job_lease_seconds=lease) as (runtime,):
+        async with runtimes(
+            test_db, tmp_path, 1, job_lease_seconds=lease, job_grace_seconds=FOREVER
+        ) as (runtime,):
             await asyncio.sleep(lease * 0.75)  # the child renews its lease meanwhile
             (alive,) = await runs_of(runtime, "test.killed_for_real")
             assert (alive.status, alive.attempt) == ("running", 1)
             assert alive.heartbeat_at > alive.started_at
             child.kill()  # mid-run, as a deploy or the OOM killer would
             await child.wait()
-            calls: list[str] = []
-
-            @register("test.killed_for_real", every_seconds=86_400)
-            async def fast(runtime: Runtime) -> dict[str, Any]:
-                calls.append("ran")
-                return {"ran": "again"}
-
+            # Restarted at once: the slot is still held, so the catch-up leaves it ...
             runner = JobRunner(runtime)
-            assert await runner.run_scheduled("test.killed_for_real") is None, "lease held"
+            await runner.catch_up()
+            assert calls == []
+            assert await runner.recover() == {"retried": 0, "abandoned": 0}
+            # ... and recovery runs it again once the lease has lapsed.
             await asyncio.sleep(lease * 1.5)
-            assert await runner.run_scheduled("test.killed_for_real") == alive.id
+            assert await runner.recover() == {"retried": 1, "abandoned": 0}
             (row,) = await runs_of(runtime, "test.killed_for_real")
     finally:
         if child.returncode is None:
             child.kill()
             await child.wait()
     assert calls == ["ran"]
-    assert (row.scheduled_for, row.status, row.attempt) == (alive.scheduled_for, "succeeded", 2)
+    assert (row.id, row.scheduled_for, row.status, row.attempt) == (
+        alive.id,
+        FIXED_SLOT,
+        "succeeded",
+        2,
+    )
     assert row.counts == {"ran": "again"}
+
+
+async def test_a_run_stopped_at_shutdown_frees_its_slot_at_once(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    started = asyncio.Event()
+    calls: list[str] = []
+
+    @register("test.shutdown", every_seconds=FOREVER)
+    async def long(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        if len(calls) == 1:
+            started.set()
+            await asyncio.sleep(600)
+        return {"attempt": len(calls)}
+
+    async with runtimes(test_db, tmp_path, 1) as (runtime,):
+        runner = JobRunner(runtime)
+        first = asyncio.create_task(runner.run_scheduled("test.shutdown"))
+        await asyncio.wait_for(started.wait(), 30)
+        first.cancel()  # what stopping the process does to the scheduler's tasks
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        (stopped,) = await runs_of(runtime, "test.shutdown")
+        assert (stopped.status, stopped.attempt) == ("interrupted", 1)
+        assert stopped.error is not None and "interrupted" in stopped.error
+        # Well within the 60 s lease: an interrupted slot is not held.
+        assert await runner.recover() == {"retried": 1, "abandoned": 0}
+        (row,) = await runs_of(runtime, "test.shutdown")
+    assert (row.status, row.attempt, row.counts) == ("succeeded", 2, {"attempt": 2})
+
+
+async def test_stopping_the_embedded_scheduler_interrupts_its_runs(
+    test_db: TestDatabase,
+    tmp_path: Path,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = asyncio.Event()
+
+    @register("test.at_shutdown", every_seconds=FOREVER)
+    async def long(runtime: Runtime) -> dict[str, Any]:
+        started.set()
+        await asyncio.sleep(600)
+        return {}
+
+    monkeypatch.setattr(
+        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
+    )
+    async with runtimes(test_db, tmp_path, 1, job_grace_seconds=FOREVER) as (runtime,):
+        async with JobRunner(runtime).embedded():  # its catch-up starts the run
+            await asyncio.wait_for(started.wait(), 30)
+        (row,) = await runs_of(runtime, "test.at_shutdown")
+    assert (row.status, row.trigger, row.attempt) == ("interrupted", "catchup", 1)
 
 
 async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(
@@ -368,96 +489,93 @@ async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(
     @register("test.long", cron="0 * * * *")
     async def long(runtime: Runtime) -> dict[str, Any]:
         calls.append("ran")
-        await asyncio.sleep(3.0)  # well past a lease of 1.2 s
+        await asyncio.sleep(4.0)  # twice the lease
         return {}
 
     slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
-    async with runtimes(test_db, tmp_path, 2, job_lease_seconds=1.2) as (a, b):
+    async with runtimes(test_db, tmp_path, 2, job_lease_seconds=2.0) as (a, b):
         first = asyncio.create_task(JobRunner(a).run("test.long", scheduled_for=slot))
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(3.0)
         assert await JobRunner(b).run("test.long", scheduled_for=slot) is None
+        assert await JobRunner(b).recover() == {"retried": 0, "abandoned": 0}
         (row,) = await runs_of(b, "test.long")
         assert row.status == "running"
-        assert datetime.now(UTC) - row.heartbeat_at < timedelta(seconds=1.2)
+        assert datetime.now(UTC) - row.heartbeat_at < timedelta(seconds=2.0)
         assert await asyncio.wait_for(first, 30) == row.id
         (row,) = await runs_of(a, "test.long")
     assert calls == ["ran"]
     assert (row.status, row.attempt) == ("succeeded", 1)
 
 
-async def test_runners_racing_to_take_over_an_abandoned_slot_run_it_once(
+async def test_runners_racing_to_take_over_a_lapsed_slot_run_it_once(
     server_db: TestDatabase, tmp_path: Path, register: Register
 ) -> None:
     calls: list[str] = []
 
-    @register("test.takeover", cron="*/5 * * * *")
+    @register("test.takeover", every_seconds=FOREVER)
     async def takeover(runtime: Runtime) -> dict[str, Any]:
         calls.append("ran")
         await asyncio.sleep(0.05)
         return {}
 
-    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     async with runtimes(server_db, tmp_path, 3) as group:
-        await leave_running(group[0], "test.takeover", slot, datetime.now(UTC) - timedelta(hours=1))
+        await leave_row(
+            group[0], "test.takeover", FIXED_SLOT, datetime.now(UTC) - timedelta(hours=1)
+        )
         attempts = [
-            JobRunner(runtime).run("test.takeover", scheduled_for=slot, trigger="schedule")
-            for runtime in group * 3
+            *(JobRunner(r).run_scheduled("test.takeover") for r in group),
+            *(JobRunner(r).recover() for r in group),
         ]
-        run_ids = await asyncio.wait_for(asyncio.gather(*attempts), 30)
+        results: list[Any] = await asyncio.wait_for(asyncio.gather(*attempts), 30)
         (row,) = await runs_of(group[0], "test.takeover")
-    assert [r for r in run_ids if r is not None] == [row.id]
+    claimed = [r for r in results[:3] if r is not None]
+    retried = sum(r["retried"] for r in results[3:])
+    assert len(claimed) + retried == 1, results
     assert calls == ["ran"]
     assert (row.status, row.attempt) == ("succeeded", 2)
 
 
-async def test_a_runner_that_lost_its_lease_records_nothing(
+async def test_a_runner_whose_slot_was_taken_over_stops_its_job_and_records_nothing(
     test_db: TestDatabase, tmp_path: Path, register: Register
 ) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-    calls: list[int] = []
+    started, stopped = asyncio.Event(), asyncio.Event()
 
     @register("test.stalled", cron="0 * * * *")
     async def stalled(runtime: Runtime) -> dict[str, Any]:
-        calls.append(len(calls) + 1)
-        call = len(calls)
-        if call == 1:
-            started.set()
-            await release.wait()  # the first attempt stalls ...
-            raise RuntimeError("the stalled attempt's late failure")
-        return {"attempt_that_ran": call}
+        started.set()
+        try:
+            await asyncio.sleep(600)
+        finally:
+            stopped.set()
+        return {}
 
     slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
-    async with runtimes(test_db, tmp_path, 2) as (a, b):
-        first = asyncio.create_task(JobRunner(a).run("test.stalled", scheduled_for=slot))
+    async with runtimes(test_db, tmp_path, 1, job_lease_seconds=0.9) as (runtime,):
+        first = asyncio.create_task(JobRunner(runtime).run("test.stalled", scheduled_for=slot))
         await asyncio.wait_for(started.wait(), 30)
 
-        async def lapse(session: Any) -> None:  # ... past its lease
+        async def take_over(session: Any) -> None:  # as another runner's takeover does
             await session.execute(
                 update(JobRun)
                 .where(JobRun.job_name == "test.stalled")
-                .values(heartbeat_at=datetime.now(UTC) - timedelta(hours=1))
+                .values(attempt=JobRun.attempt + 1, counts={"taken": "over"})
             )
 
-        await a.db.run(lapse)
-        second = await JobRunner(b).run("test.stalled", scheduled_for=slot)
-        release.set()
-        assert await asyncio.wait_for(first, 30) == second
-        (row,) = await runs_of(a, "test.stalled")
-    assert (row.status, row.attempt, row.counts) == ("succeeded", 2, {"attempt_that_ran": 2})
-    assert row.error is None
+        await runtime.db.run(take_over)
+        run_id = await asyncio.wait_for(first, 30)  # the next renewal finds it out
+        (row,) = await runs_of(runtime, "test.stalled")
+    assert stopped.is_set(), "the job was stopped"
+    assert row.id == run_id
+    assert (row.status, row.attempt, row.counts) == ("running", 2, {"taken": "over"})
 
 
-async def test_abandoned_runs_are_listed_with_their_attempt(
-    harness: Harness, register: Register
-) -> None:
+async def test_abandoned_runs_are_listed_with_their_attempt(harness: Harness) -> None:
     admin = await harness.user("admin", Role.admin)
     renewed = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
-    run_id = await leave_running(
-        harness.runtime, "test.gone", renewed - timedelta(minutes=2), renewed
-    )
-    pruned = await harness.client.post("/api/jobs/core.prune_job_runs/run", headers=admin)
-    assert pruned.status_code == 200, pruned.text
-    assert pruned.json()["counts"]["abandoned"] == 1
+    run_id = await leave_row(harness.runtime, "test.gone", renewed - timedelta(minutes=2), renewed)
+    recovered = await harness.client.post("/api/jobs/core.recover_runs/run", headers=admin)
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.json()["counts"] == {"retried": 0, "abandoned": 1}
     listed = await harness.client.get(
         "/api/jobs/runs", params={"status": "abandoned"}, headers=admin
     )
@@ -646,17 +764,13 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
         now = datetime.now(UTC)
 
         async def insert(session: Any) -> None:
-            # (started days ago, status, lease last renewed days ago)
-            for n, (days, status, renewed) in enumerate(
-                (
-                    (30, "succeeded", 30),
-                    (20, "failed", 20),
-                    (20, "running", 20),  # its process stopped 20 days ago
-                    (21, "running", 0),  # a very long run, still renewing its lease
-                    (1, "succeeded", 1),
-                )
+            for days, status in (
+                (30, "succeeded"),
+                (20, "failed"),
+                (20, "running"),
+                (1, "succeeded"),
             ):
-                started = now - timedelta(days=days, minutes=n)  # distinct slots
+                started = now - timedelta(days=days, minutes=len(status))  # distinct slots
                 session.add(
                     JobRun(
                         job_name="test.old",
@@ -664,7 +778,7 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
                         trigger="schedule",
                         status=status,
                         started_at=started,
-                        heartbeat_at=now - timedelta(days=renewed),
+                        heartbeat_at=started,
                     )
                 )
 
@@ -673,10 +787,10 @@ async def test_pruning_deletes_finished_runs_older_than_the_history(
         left = await runs_of(runtime, "test.old")
         pruning = next(r for r in await runs_of(runtime, "core.prune_job_runs") if r.id == run_id)
 
-    assert pruning.status == "succeeded"
-    assert pruning.counts == {"deleted": 3, "abandoned": 1}
-    # Recent runs stay, and so does a run still renewing its lease, however old.
+    assert pruning.status == "succeeded" and pruning.counts == {"deleted": 2}
+    # Recent runs stay, and so does one still marked running, however old (recovery,
+    # not pruning, decides what became of it).
     assert sorted((r.status, (now - r.started_at).days) for r in left) == [
-        ("running", 21),
+        ("running", 20),
         ("succeeded", 1),
     ]

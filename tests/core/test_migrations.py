@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -73,6 +73,7 @@ async def test_job_runs_get_a_lease_with_their_rows_in_place(empty_url: str) -> 
                     },
                 ],
             )
+        migrated_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         await asyncio.to_thread(migrate.upgrade, empty_url)
         async with db.engine.connect() as conn:
             rows = (
@@ -80,11 +81,16 @@ async def test_job_runs_get_a_lease_with_their_rows_in_place(empty_url: str) -> 
                     text("SELECT job_name, heartbeat_at, attempt FROM job_runs ORDER BY job_name")
                 )
             ).all()
-        # A finished run's lease ends with it; a running one's was last seen at its start.
-        assert [(r.job_name, str(r.heartbeat_at)[:19], r.attempt) for r in rows] == [
-            ("old.done", "2026-11-01 03:00:09", 1),
-            ("old.running", "2026-11-01 03:00:01", 1),
-        ]
+        # A finished run's lease ends with it; one in flight counts as alive from the
+        # migration on (an older process may still finish it).
+        done, running = rows
+        assert (done.job_name, str(done.heartbeat_at)[:19], done.attempt) == (
+            "old.done",
+            "2026-11-01 03:00:09",
+            1,
+        )
+        assert (running.job_name, running.attempt) == ("old.running", 1)
+        assert str(running.heartbeat_at)[:19] >= migrated_at.isoformat(sep=" ")
     finally:
         await db.dispose()
     config = migrate.alembic_config(empty_url)

@@ -1,6 +1,7 @@
 """The Celery runner for jobs: `tallyhub beat` schedules every registered job, `tallyhub
 worker` runs them. Each run claims its slot in `job_runs` exactly as the embedded runner
-does, so running both, or several beats, still runs a slot once."""
+does, so running both, or several beats, still runs a slot once (again only if the
+process running it died: `core.recover_runs`)."""
 
 from __future__ import annotations
 

@@ -7,11 +7,14 @@ worker trying the same slot gets nothing. The row records status, timing, error 
 job's own counts. Missed slots within the grace window run once at start.
 
 A claim is a lease: while the job runs, its runner renews `heartbeat_at` every third of
-`job_lease_seconds`. A process that stops mid-run (killed, redeployed) leaves a `running`
-row whose lease lapses. A runner claiming that slot again (the catch-up at start, a
-scheduler's tick) takes it over as the next attempt; lapsed rows nobody takes over are
-marked `abandoned` (at start and by the nightly prune). A runner that lost its lease (it
-stalled past it, and another took over) records nothing when it ends.
+`job_lease_seconds`. A process killed mid-run (a deploy, the OOM killer) leaves a
+`running` row whose lease lapses; one stopped at shutdown marks its run `interrupted`.
+The job `core.recover_runs` (every 30 s, on every runner) runs such a slot again as the
+next attempt while it is still its job's latest (at most MAX_ATTEMPTS in all), and marks
+older lapsed ones `abandoned`; the catch-up at start takes over its slots the same way.
+A runner whose slot was taken over (it stalled past its lease) stops its job and records
+nothing. Leases compare the clocks of the hosts that write them: keep them in sync (NTP),
+well within a third of the lease.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -141,6 +145,9 @@ class JobRun(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
+MAX_ATTEMPTS = 3  # a slot whose process keeps dying (out of memory, say) is given up
+
+
 @dataclass(frozen=True)
 class Lease:
     """A claimed slot: its row, and which attempt at it this runner holds."""
@@ -154,6 +161,7 @@ class JobRunner:
         self.runtime = runtime
         self.tz = runtime.settings.timezone
         self.lease_seconds = runtime.settings.job_lease_seconds
+        self._active: set[asyncio.Task[Any]] = set()  # runs in progress, for shutdown
 
     async def claim(self, name: str, scheduled_for: datetime, trigger: str) -> Lease | None:
         """Insert the slot's row, or take over a slot whose lease has lapsed; None when
@@ -187,7 +195,8 @@ class JobRunner:
     async def _take_over(
         self, session: Any, name: str, scheduled_for: datetime, trigger: str
     ) -> Lease | None:
-        """The slot's row, as the next attempt, if its lease has lapsed. One conditional
+        """The slot's row, as the next attempt, if it was interrupted or its lease has
+        lapsed. One conditional
         UPDATE: of runners racing for it, the first to change the row wins, and the others
         no longer match."""
         now = utcnow()
@@ -196,8 +205,11 @@ class JobRunner:
             .where(
                 JobRun.job_name == name,
                 JobRun.scheduled_for == scheduled_for,
-                JobRun.status.in_(("running", "abandoned")),
-                JobRun.heartbeat_at < now - timedelta(seconds=self.lease_seconds),
+                (JobRun.status == "interrupted")
+                | (
+                    JobRun.status.in_(("running", "abandoned"))
+                    & (JobRun.heartbeat_at < now - timedelta(seconds=self.lease_seconds))
+                ),
             )
             .values(
                 trigger=trigger,
@@ -229,9 +241,10 @@ class JobRunner:
         )
         return Lease(row.id, row.attempt)
 
-    async def _keep(self, name: str, lease: Lease) -> None:
+    async def _keep(self, name: str, lease: Lease, work: asyncio.Future[Any]) -> bool:
         """Renew the lease until cancelled. A renewal that fails is logged and tried again
-        at the next turn; one that finds the row taken over stops."""
+        at the next turn. One that finds the slot taken over (this runner stalled past its
+        lease) cancels the job and returns True: two attempts must not run side by side."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
 
@@ -239,7 +252,8 @@ class JobRunner:
                 result = await session.execute(
                     update(JobRun)
                     .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
-                    .values(heartbeat_at=utcnow())
+                    # Still running: if a stall got the run marked abandoned, it is not.
+                    .values(heartbeat_at=utcnow(), status="running", finished_at=None, error=None)
                 )
                 return int(result.rowcount or 0)
 
@@ -250,41 +264,85 @@ class JobRunner:
                 continue
             if not renewed:
                 log.error("job.lease_lost", job=name, run_id=lease.run_id, attempt=lease.attempt)
-                return
+                work.cancel()
+                return True
 
-    async def sweep(self) -> int:
-        """Mark `abandoned` every running slot whose lease has lapsed; its last renewal
-        becomes its end."""
-        stale_before = utcnow() - timedelta(seconds=self.lease_seconds)
+    async def _release(self, name: str, lease: Lease) -> None:
+        """The run was cancelled (its process is shutting down): free the slot at once for
+        `recover()` instead of leaving it held until the lease lapses."""
 
-        async def mark(session: Any) -> list[str]:
-            stale = (
-                await session.execute(
-                    select(JobRun.id, JobRun.job_name)
-                    .where(JobRun.status == "running", JobRun.heartbeat_at < stale_before)
-                    .with_for_update()
+        async def release(session: Any) -> None:
+            await session.execute(
+                update(JobRun)
+                .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
+                .values(
+                    status="interrupted",
+                    finished_at=utcnow(),
+                    error="interrupted: its process stopped it (shutdown) before it ended",
                 )
-            ).all()
-            if stale:
-                await session.execute(
-                    update(JobRun)
-                    .where(JobRun.id.in_([row.id for row in stale]))
-                    .values(
-                        status="abandoned",
-                        finished_at=JobRun.heartbeat_at,
-                        error="abandoned: the process running it stopped renewing its lease "
-                        "(finished_at is its last renewal)",
+            )
+
+        try:
+            await asyncio.shield(self.runtime.db.run(release))
+        except Exception:
+            log.error("job.release_failed", job=name, run_id=lease.run_id, exc_info=True)
+        metrics.JOB_RUNS.labels(job=name, status="interrupted").inc()
+        log.warning("job.interrupted", job=name, run_id=lease.run_id, attempt=lease.attempt)
+
+    async def recover(self) -> dict[str, int]:
+        """Runs whose process stopped: those interrupted at shutdown, and running ones whose
+        lease has lapsed. A slot that is still its job's latest is run again, up to
+        MAX_ATTEMPTS in all; an older one (a newer slot has come since) is marked
+        `abandoned` if it was left running."""
+        now = utcnow()
+        stale_before = now - timedelta(seconds=self.lease_seconds)
+
+        async def stopped(session: Any) -> list[Any]:
+            lapsed = (JobRun.status == "running") & (JobRun.heartbeat_at < stale_before)
+            return list(
+                (
+                    await session.execute(
+                        select(JobRun.id, JobRun.job_name, JobRun.scheduled_for, JobRun.attempt)
+                        .where(lapsed | (JobRun.status == "interrupted"))
+                        .order_by(JobRun.id)
                     )
-                    .execution_options(synchronize_session=False)
-                )
-            return [row.job_name for row in stale]
+                ).all()
+            )
 
-        abandoned = await self.runtime.db.run(mark)
-        for name in abandoned:
-            metrics.JOB_RUNS.labels(job=name, status="abandoned").inc()
-        if abandoned:
-            log.warning("job.runs_abandoned", count=len(abandoned), jobs=sorted(set(abandoned)))
-        return len(abandoned)
+        retried = abandoned = 0
+        for row in await self.runtime.db.run(stopped):
+            spec = REGISTRY.get(row.job_name)
+            latest = spec is not None and spec.last_slot(now, self.tz) == row.scheduled_for
+            if latest and row.attempt < MAX_ATTEMPTS:
+                ran = await self.run(row.job_name, scheduled_for=row.scheduled_for, trigger="retry")
+                retried += ran is not None
+            elif await self.runtime.db.run(
+                partial(self._abandon, run_id=row.id, attempt=row.attempt, before=stale_before)
+            ):
+                abandoned += 1
+                metrics.JOB_RUNS.labels(job=row.job_name, status="abandoned").inc()
+                log.warning("job.abandoned", job=row.job_name, run_id=row.id, attempt=row.attempt)
+        return {"retried": retried, "abandoned": abandoned}
+
+    @staticmethod
+    async def _abandon(session: Any, *, run_id: int, attempt: int, before: datetime) -> int:
+        """A lapsed run that will not be run again: its last renewal becomes its end."""
+        result = await session.execute(
+            update(JobRun)
+            .where(
+                JobRun.id == run_id,
+                JobRun.attempt == attempt,
+                JobRun.status == "running",
+                JobRun.heartbeat_at < before,
+            )
+            .values(
+                status="abandoned",
+                finished_at=JobRun.heartbeat_at,
+                error="abandoned: the process running it stopped renewing its lease "
+                "(finished_at is its last renewal)",
+            )
+        )
+        return int(result.rowcount or 0)
 
     async def run(
         self, name: str, *, scheduled_for: datetime | None = None, trigger: str = "manual"
@@ -299,11 +357,22 @@ class JobRunner:
         if lease is None:
             return None
         run_id = lease.run_id
-        keeper = asyncio.create_task(self._keep(name, lease), name=f"job-lease-{name}")
+        current = asyncio.current_task()
+        if current is not None:
+            self._active.add(current)
+            current.add_done_callback(self._active.discard)
+        work = asyncio.ensure_future(spec.function(self.runtime))
+        keeper = asyncio.create_task(self._keep(name, lease, work), name=f"job-lease-{name}")
         started = time.perf_counter()
         status, error, counts = "succeeded", None, None
         try:
-            counts = await spec.function(self.runtime)
+            counts = await work
+        except asyncio.CancelledError:
+            if not (keeper.done() and not keeper.cancelled() and keeper.result()):
+                keeper.cancel()
+                await self._release(name, lease)
+                raise
+            status = "lease_lost"  # the keeper stopped it: the other attempt's result stands
         except Exception as failure:
             status, error = "failed", "".join(traceback.format_exception(failure))[-4000:]
             log.error("job.failed", job=name, run_id=run_id, exc_info=True)
@@ -313,13 +382,14 @@ class JobRunner:
         duration = int((time.perf_counter() - started) * 1000)
 
         async def finish(session: Any) -> int:
+            now = utcnow()
             result = await session.execute(
                 update(JobRun)
                 .where(JobRun.id == run_id, JobRun.attempt == lease.attempt)
                 .values(
                     status=status,
-                    finished_at=utcnow(),
-                    heartbeat_at=utcnow(),
+                    finished_at=now,
+                    heartbeat_at=now,
                     duration_ms=duration,
                     error=error,
                     counts=counts,
@@ -327,8 +397,10 @@ class JobRunner:
             )
             return int(result.rowcount or 0)
 
-        if not await self.runtime.db.run(finish):
-            # Another runner took the slot over while this one stalled: its attempt stands.
+        # Shielded: a job that ran to its end is recorded even if its task is being stopped
+        # now (otherwise its lapsed lease would have it run again).
+        if status != "lease_lost" and not await asyncio.shield(self.runtime.db.run(finish)):
+            # Another runner took the slot over after this attempt ended: its attempt stands.
             log.error("job.lease_lost", job=name, run_id=run_id, attempt=lease.attempt)
             status = "lease_lost"
         metrics.JOB_RUNS.labels(job=name, status=status).inc()
@@ -346,7 +418,6 @@ class JobRunner:
 
     async def catch_up(self) -> None:
         """Run, once, each job whose latest slot was missed within the grace window."""
-        await self.sweep()
         now = utcnow()
         grace = timedelta(seconds=self.runtime.settings.job_grace_seconds)
         for spec in REGISTRY.values():
@@ -379,6 +450,13 @@ class JobRunner:
             yield
         finally:
             scheduler.shutdown(wait=False)
+            # Stop the runs in progress while the database is still there, so that each
+            # frees its slot for the next process (`interrupted`) instead of holding it
+            # until its lease lapses.
+            for task in list(self._active):
+                task.cancel()
+            if self._active:
+                await asyncio.wait(list(self._active), timeout=10)
 
 
 @job(
@@ -387,9 +465,7 @@ class JobRunner:
     description="Delete finished job runs older than the kept history",
 )
 async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
-    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day.
-    Runs abandoned by a stopped process are marked first, so they are pruned in turn."""
-    abandoned = await JobRunner(runtime).sweep()
+    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day."""
     cutoff = utcnow() - timedelta(days=runtime.settings.job_history_days)
 
     async def prune(session: Any) -> int:
@@ -398,7 +474,19 @@ async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
         )
         return int(result.rowcount or 0)
 
-    return {"deleted": await runtime.db.run(prune), "abandoned": abandoned}
+    return {"deleted": await runtime.db.run(prune)}
+
+
+@job(
+    "core.recover_runs",
+    every_seconds=30,
+    description="Run again the latest slots whose process stopped; mark older ones abandoned",
+)
+async def recover_runs(runtime: Runtime) -> dict[str, Any]:
+    """A process killed mid-run leaves its slot held until the lease lapses; one stopped
+    at shutdown frees it at once. Either way some runner, this one or another process's,
+    picks it up here within 30 s of that."""
+    return await JobRunner(runtime).recover()
 
 
 # ---------------------------------------------------------------- API
