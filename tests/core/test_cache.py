@@ -87,3 +87,27 @@ async def test_ttl_cache_serves_stale_only_while_the_loader_is_down() -> None:
     cache.invalidate(1)  # a value known to be outdated is never served stale
     with pytest.raises(ConnectionRefusedError):
         await cache.get_or_load(1, down, stale_on=(OSError,))
+
+
+def test_ttl_cache_drops_expired_then_oldest_entries_when_full() -> None:
+    clock = Clock()
+    cache: TTLCache[str, int] = TTLCache("test", 10, max_entries=3, clock=clock)
+    cache.put("a", 1)
+    cache.put("b", 2, ttl_seconds=1)
+    cache.put("c", 3)
+    cache.put("a", 10)  # put again: now the newest
+    clock.now += 2  # "b" has expired
+    cache.put("d", 4)
+    assert len(cache) == 3
+    assert cache.get("b") is None
+    cache.put("e", 5)  # full: the oldest ("c") goes, not the re-put "a"
+    assert cache.get("c") is None
+    assert [(k, e.value) for k in "ade" if (e := cache.get(k)) is not None] == [
+        ("a", 10),
+        ("d", 4),
+        ("e", 5),
+    ]
+    for n in range(10_000):  # steady churn on a full cache stays bounded
+        cache.put(f"k{n}", n)
+    assert len(cache) == 3
+    assert [cache.get(f"k{n}") is not None for n in (9_997, 9_998, 9_999)] == [True] * 3

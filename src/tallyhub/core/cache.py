@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -58,7 +58,9 @@ class TTLCache(Generic[K, V]):
         self.ttl = ttl_seconds
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: dict[K, _Entry[V]] = {}
+        # Ordered by insertion, oldest first: an OrderedDict drops its oldest in O(1), where
+        # a dict's front fills with deleted slots that every next(iter()) walks again.
+        self._entries: OrderedDict[K, _Entry[V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}
         self._hit = CACHE_LOOKUPS.labels(cache=name, result="hit")
         self._miss = CACHE_LOOKUPS.labels(cache=name, result="miss")
@@ -91,10 +93,10 @@ class TTLCache(Generic[K, V]):
     def _trim(self) -> None:
         now = self.clock()
         while self._entries:
-            key, entry = next(iter(self._entries.items()))
-            if entry.expires > now and len(self._entries) <= self.max_entries:
+            key = next(iter(self._entries))
+            if self._entries[key].expires > now and len(self._entries) <= self.max_entries:
                 return
-            del self._entries[key]
+            self._entries.popitem(last=False)
 
     async def get_or_load(
         self,
