@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import random
 
-from locust import HttpUser, between, task  # type: ignore[import-not-found]
+from locust import HttpUser, between, task
 
 CAMPAIGNS = [int(c) for c in os.environ.get("TALLYHUB_BENCH_CIDS", "1,2,3").split(",")]
 
 
-class TrackingUser(HttpUser):  # type: ignore[misc]
+class TrackingUser(HttpUser):
     wait_time = between(0.1, 0.5)
 
     @task
