@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from tallyhub.core import jobs as core_jobs
 from tallyhub.core.auth import Role
 from tallyhub.core.http import NotFound
-from tallyhub.core.jobs import REGISTRY, JobFunction, JobRun, JobRunner, job
+from tallyhub.core.jobs import REGISTRY, JobFunction, JobRun, JobRunner, _to_the_end, job
 from tallyhub.core.runtime import Runtime
 from tests.conftest import Harness, TestDatabase, make_settings
 
@@ -261,6 +261,8 @@ async def leave_row(
             heartbeat_at=renewed,
             attempt=attempt,
         )
+        if status == "interrupted":  # as JobRunner._release leaves it
+            run.finished_at, run.error = renewed, "interrupted: its process stopped it"
         session.add(run)
         await session.flush()
         return run.id
@@ -297,7 +299,10 @@ async def test_the_catch_up_at_start_takes_over_a_slot_whose_lease_lapsed(
 
 
 async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
-    test_db: TestDatabase, tmp_path: Path, register: Register
+    test_db: TestDatabase,
+    tmp_path: Path,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[str] = []
 
@@ -321,14 +326,26 @@ async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
             ),
             "alive": await leave_row(runtime, "test.alive", FIXED_SLOT, fresh),
             "hopeless": await leave_row(runtime, "test.hopeless", FIXED_SLOT, lapsed, attempt=3),
+            "interrupted_older": await leave_row(
+                runtime,
+                "test.interrupted",
+                datetime(2026, 1, 1, tzinfo=UTC),
+                fresh,
+                status="interrupted",
+            ),
             "unknown": await leave_row(runtime, "test.unregistered", FIXED_SLOT, lapsed),
         }
         outcome = await JobRunner(runtime).recover()
         again = await JobRunner(runtime).recover()
+        # A start does not take over what recovery gave up.
+        monkeypatch.setattr(
+            core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
+        )
+        await JobRunner(runtime).catch_up()
         async with runtime.db.transaction(readonly=True) as session:
             rows = {r.id: r for r in await session.scalars(select(JobRun))}
 
-    assert outcome == {"retried": 2, "abandoned": 3}
+    assert outcome == {"retried": 2, "abandoned": 4}
     assert again == {"retried": 0, "abandoned": 0}
     assert sorted(calls) == ["test.interrupted", "test.lapsed"]
     state = {key: (rows[i].status, rows[i].attempt) for key, i in ids.items()}
@@ -338,12 +355,16 @@ async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
         "interrupted": ("succeeded", 2),  # freed at shutdown: no lease to wait for
         "alive": ("running", 1),  # its runner renews its lease
         "hopeless": ("abandoned", 3),  # MAX_ATTEMPTS reached
+        "interrupted_older": ("abandoned", 1),
         "unknown": ("abandoned", 1),  # no such job any more
     }
     assert rows[ids["older"]].finished_at == lapsed
     error = rows[ids["older"]].error
     assert error is not None and "stopped renewing its lease" in error
     assert rows[ids["lapsed"]].trigger == "retry"
+    kept = rows[ids["interrupted_older"]]  # its own end and error stay
+    assert kept.finished_at is not None and kept.error is not None
+    assert kept.error.startswith("interrupted")
 
 
 KILLED_CHILD = f"""
@@ -479,6 +500,28 @@ async def test_stopping_the_embedded_scheduler_interrupts_its_runs(
             await asyncio.wait_for(started.wait(), 30)
         (row,) = await runs_of(runtime, "test.at_shutdown")
     assert (row.status, row.trigger, row.attempt) == ("interrupted", "catchup", 1)
+
+
+async def test_the_end_of_a_run_is_recorded_even_while_its_task_is_stopped() -> None:
+    recorded: list[str] = []
+
+    async def record() -> str:
+        await asyncio.sleep(0.2)
+        recorded.append("done")
+        return "done"
+
+    async def finish() -> str:
+        return await _to_the_end(record())
+
+    task = asyncio.create_task(finish())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0)
+    task.cancel()  # twice: shutdown may insist
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorded == ["done"], "the write ran to its end before the cancellation went on"
+    assert await _to_the_end(record()) == "done"
 
 
 async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(

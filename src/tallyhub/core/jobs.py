@@ -11,7 +11,7 @@ A claim is a lease: while the job runs, its runner renews `heartbeat_at` every t
 `running` row whose lease lapses; one stopped at shutdown marks its run `interrupted`.
 The job `core.recover_runs` (every 30 s, on every runner) runs such a slot again as the
 next attempt while it is still its job's latest (at most MAX_ATTEMPTS in all), and marks
-older lapsed ones `abandoned`; the catch-up at start takes over its slots the same way.
+the others `abandoned`; the catch-up at start takes over its slots the same way.
 A runner whose slot was taken over (it stalled past its lease) stops its job and records
 nothing. Leases compare the clocks of the hosts that write them: keep them in sync (NTP),
 well within a third of the lease.
@@ -27,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -71,6 +71,7 @@ from tallyhub.core.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 JobFunction = Callable[[Runtime], Awaitable[dict[str, Any]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,24 @@ class JobRun(Base):
 MAX_ATTEMPTS = 3  # a slot whose process keeps dying (out of memory, say) is given up
 
 
+async def _to_the_end(step: Awaitable[T]) -> T:
+    """Await `step` to its end even if the awaiting task is cancelled meanwhile (a
+    shutdown); the cancellation is raised once the step is done. For the writes that
+    record how a run ended: cut short, they would leave it to be run again."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
+
+
 @dataclass(frozen=True)
 class Lease:
     """A claimed slot: its row, and which attempt at it this runner holds."""
@@ -205,6 +224,7 @@ class JobRunner:
             .where(
                 JobRun.job_name == name,
                 JobRun.scheduled_for == scheduled_for,
+                JobRun.attempt < MAX_ATTEMPTS,
                 (JobRun.status == "interrupted")
                 | (
                     JobRun.status.in_(("running", "abandoned"))
@@ -251,7 +271,11 @@ class JobRunner:
             async def renew(session: Any) -> int:
                 result = await session.execute(
                     update(JobRun)
-                    .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
+                    .where(
+                        JobRun.id == lease.run_id,
+                        JobRun.attempt == lease.attempt,
+                        JobRun.status.in_(("running", "abandoned")),
+                    )
                     # Still running: if a stall got the run marked abandoned, it is not.
                     .values(heartbeat_at=utcnow(), status="running", finished_at=None, error=None)
                 )
@@ -283,7 +307,7 @@ class JobRunner:
             )
 
         try:
-            await asyncio.shield(self.runtime.db.run(release))
+            await _to_the_end(self.runtime.db.run(release))
         except Exception:
             log.error("job.release_failed", job=name, run_id=lease.run_id, exc_info=True)
         metrics.JOB_RUNS.labels(job=name, status="interrupted").inc()
@@ -292,10 +316,9 @@ class JobRunner:
     async def recover(self) -> dict[str, int]:
         """Runs whose process stopped: those interrupted at shutdown, and running ones whose
         lease has lapsed. A slot that is still its job's latest is run again, up to
-        MAX_ATTEMPTS in all; an older one (a newer slot has come since) is marked
-        `abandoned` if it was left running."""
-        now = utcnow()
-        stale_before = now - timedelta(seconds=self.lease_seconds)
+        MAX_ATTEMPTS in all, here and one after another; the others (a newer slot has
+        come since, or the attempts are used up) are marked `abandoned`."""
+        stale_before = utcnow() - timedelta(seconds=self.lease_seconds)
 
         async def stopped(session: Any) -> list[Any]:
             lapsed = (JobRun.status == "running") & (JobRun.heartbeat_at < stale_before)
@@ -311,6 +334,9 @@ class JobRunner:
 
         retried = abandoned = 0
         for row in await self.runtime.db.run(stopped):
+            # The clock is read anew for every row: a retry before it may have taken long.
+            now = utcnow()
+            stale_before = now - timedelta(seconds=self.lease_seconds)
             spec = REGISTRY.get(row.job_name)
             latest = spec is not None and spec.last_slot(now, self.tz) == row.scheduled_for
             if latest and row.attempt < MAX_ATTEMPTS:
@@ -326,20 +352,24 @@ class JobRunner:
 
     @staticmethod
     async def _abandon(session: Any, *, run_id: int, attempt: int, before: datetime) -> int:
-        """A lapsed run that will not be run again: its last renewal becomes its end."""
+        """A stopped run that will not be run again. A lapsed one's last renewal becomes its
+        end; an interrupted one keeps its end and its error."""
         result = await session.execute(
             update(JobRun)
             .where(
                 JobRun.id == run_id,
                 JobRun.attempt == attempt,
-                JobRun.status == "running",
-                JobRun.heartbeat_at < before,
+                (JobRun.status == "interrupted")
+                | ((JobRun.status == "running") & (JobRun.heartbeat_at < before)),
             )
             .values(
                 status="abandoned",
-                finished_at=JobRun.heartbeat_at,
-                error="abandoned: the process running it stopped renewing its lease "
-                "(finished_at is its last renewal)",
+                finished_at=func.coalesce(JobRun.finished_at, JobRun.heartbeat_at),
+                error=func.coalesce(
+                    JobRun.error,
+                    "abandoned: the process running it stopped renewing its lease "
+                    "(finished_at is its last renewal)",
+                ),
             )
         )
         return int(result.rowcount or 0)
@@ -348,7 +378,8 @@ class JobRunner:
         self, name: str, *, scheduled_for: datetime | None = None, trigger: str = "manual"
     ) -> int | None:
         """Claim the slot and run the job; returns the run id, or None if the slot was taken.
-        A failing job is recorded as failed, never raised to the scheduler."""
+        A failing job is recorded as failed, not raised to the scheduler; a cancelled one is
+        recorded as interrupted, and the cancellation goes on."""
         spec = REGISTRY.get(name)
         if spec is None:
             raise NotFound(f"no job named {name!r}", code="job_not_found")
@@ -368,8 +399,10 @@ class JobRunner:
         try:
             counts = await work
         except asyncio.CancelledError:
-            if not (keeper.done() and not keeper.cancelled() and keeper.result()):
-                keeper.cancel()
+            stopped_by_keeper = keeper.done() and not keeper.cancelled() and keeper.result()
+            if not stopped_by_keeper or (current is not None and current.cancelling()):
+                keeper.cancel()  # first, so that no renewal lands after the release
+                await _to_the_end(asyncio.wait([keeper]))
                 await self._release(name, lease)
                 raise
             status = "lease_lost"  # the keeper stopped it: the other attempt's result stands
@@ -378,7 +411,7 @@ class JobRunner:
             log.error("job.failed", job=name, run_id=run_id, exc_info=True)
         finally:
             keeper.cancel()
-            await asyncio.wait([keeper])
+            await _to_the_end(asyncio.wait([keeper]))
         duration = int((time.perf_counter() - started) * 1000)
 
         async def finish(session: Any) -> int:
@@ -397,9 +430,9 @@ class JobRunner:
             )
             return int(result.rowcount or 0)
 
-        # Shielded: a job that ran to its end is recorded even if its task is being stopped
-        # now (otherwise its lapsed lease would have it run again).
-        if status != "lease_lost" and not await asyncio.shield(self.runtime.db.run(finish)):
+        # A job that ran to its end is recorded even if its task is being stopped now
+        # (otherwise its lapsed lease would have it run again).
+        if status != "lease_lost" and not await _to_the_end(self.runtime.db.run(finish)):
             # Another runner took the slot over after this attempt ended: its attempt stands.
             log.error("job.lease_lost", job=name, run_id=run_id, attempt=lease.attempt)
             status = "lease_lost"
@@ -550,7 +583,9 @@ async def list_runs(
     _: CurrentUser,
     paging: Paging,
     job: Annotated[str | None, Query(description="Only this job")] = None,
-    status: Annotated[str | None, Query(pattern="^(running|succeeded|failed|abandoned)$")] = None,
+    status: Annotated[
+        str | None, Query(pattern="^(running|succeeded|failed|abandoned|interrupted)$")
+    ] = None,
 ) -> Page[JobRunOut]:
     query = select(JobRun)
     if job:
