@@ -44,6 +44,14 @@ def register() -> Iterator[Register]:
         REGISTRY.pop(name, None)
 
 
+def only_test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on the registry holds this test's jobs only (a catch-up or a recovery
+    would otherwise run the domains' real jobs too)."""
+    monkeypatch.setattr(
+        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
+    )
+
+
 @asynccontextmanager
 async def runtimes(
     db: TestDatabase, tmp: Path, count: int, **settings: Any
@@ -175,10 +183,7 @@ async def test_catch_up_runs_a_missed_slot_once(
         calls.append("new_year")
         return {}
 
-    # Only this test's jobs: the domains' real jobs are not this test's business.
-    monkeypatch.setattr(
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    only_test_jobs(monkeypatch)
     grace = 86_400 + 3600  # the daily slot (UTC midnight) is always inside it
     async with runtimes(test_db, tmp_path, 1, job_grace_seconds=grace) as (runtime,):
         runner = JobRunner(runtime)
@@ -214,9 +219,7 @@ async def test_two_processes_catching_up_together_run_each_slot_once(
         await asyncio.sleep(0.02)
         return {}
 
-    monkeypatch.setattr(
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    only_test_jobs(monkeypatch)
     async with runtimes(server_db, tmp_path, 3, job_grace_seconds=90_000) as group:
         await asyncio.wait_for(asyncio.gather(*(JobRunner(r).catch_up() for r in group)), 30)
         rows = await runs_of(group[0], "test.catchup_race")
@@ -283,9 +286,7 @@ async def test_the_catch_up_at_start_takes_over_a_slot_whose_lease_lapsed(
         calls.append("ran")
         return {"n": len(calls)}
 
-    monkeypatch.setattr(
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    only_test_jobs(monkeypatch)
     now = datetime.now(UTC)
     async with runtimes(test_db, tmp_path, 1, job_grace_seconds=FOREVER) as (runtime,):
         killed = await leave_row(runtime, "test.killed", FIXED_SLOT, now - timedelta(minutes=5))
@@ -338,9 +339,7 @@ async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
         outcome = await JobRunner(runtime).recover()
         again = await JobRunner(runtime).recover()
         # A start does not take over what recovery gave up.
-        monkeypatch.setattr(
-            core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-        )
+        only_test_jobs(monkeypatch)
         await JobRunner(runtime).catch_up()
         async with runtime.db.transaction(readonly=True) as session:
             rows = {r.id: r for r in await session.scalars(select(JobRun))}
@@ -409,9 +408,7 @@ async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
         calls.append("ran")
         return {"ran": "again"}
 
-    monkeypatch.setattr(  # the catch-up below: only this test's job
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    only_test_jobs(monkeypatch)
     try:
         assert child.stdout is not None
         line = await asyncio.wait_for(child.stdout.readline(), 60)
@@ -492,9 +489,7 @@ async def test_stopping_the_embedded_scheduler_interrupts_its_runs(
         await asyncio.sleep(600)
         return {}
 
-    monkeypatch.setattr(
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    only_test_jobs(monkeypatch)
     async with runtimes(test_db, tmp_path, 1, job_grace_seconds=FOREVER) as (runtime,):
         async with JobRunner(runtime).embedded():  # its catch-up starts the run
             await asyncio.wait_for(started.wait(), 30)
