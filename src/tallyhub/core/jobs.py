@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from tallyhub.core import metrics
 from tallyhub.core.auth import AdminUser, CurrentUser
@@ -167,6 +168,14 @@ async def _to_the_end(step: Awaitable[T]) -> T:
     return task.result()
 
 
+def _stopped(lapsed_before: datetime) -> ColumnElement[bool]:
+    """Runs whose process stopped: interrupted at shutdown, or still marked running with a
+    lease last renewed before `lapsed_before`."""
+    return (JobRun.status == "interrupted") | (
+        (JobRun.status == "running") & (JobRun.heartbeat_at < lapsed_before)
+    )
+
+
 @dataclass(frozen=True)
 class Lease:
     """A claimed slot: its row, and which attempt at it this runner holds."""
@@ -214,10 +223,9 @@ class JobRunner:
     async def _take_over(
         self, session: Any, name: str, scheduled_for: datetime, trigger: str
     ) -> Lease | None:
-        """The slot's row, as the next attempt, if it was interrupted or its lease has
-        lapsed. One conditional
-        UPDATE: of runners racing for it, the first to change the row wins, and the others
-        no longer match."""
+        """The slot's row, as the next attempt, if its process stopped (and attempts are
+        left). One conditional UPDATE: of runners racing for it, the first to change the
+        row wins, and the others no longer match."""
         now = utcnow()
         taken = await session.execute(
             update(JobRun)
@@ -225,11 +233,7 @@ class JobRunner:
                 JobRun.job_name == name,
                 JobRun.scheduled_for == scheduled_for,
                 JobRun.attempt < MAX_ATTEMPTS,
-                (JobRun.status == "interrupted")
-                | (
-                    JobRun.status.in_(("running", "abandoned"))
-                    & (JobRun.heartbeat_at < now - timedelta(seconds=self.lease_seconds))
-                ),
+                _stopped(now - timedelta(seconds=self.lease_seconds)),
             )
             .values(
                 trigger=trigger,
@@ -321,12 +325,11 @@ class JobRunner:
         stale_before = utcnow() - timedelta(seconds=self.lease_seconds)
 
         async def stopped(session: Any) -> list[Any]:
-            lapsed = (JobRun.status == "running") & (JobRun.heartbeat_at < stale_before)
             return list(
                 (
                     await session.execute(
                         select(JobRun.id, JobRun.job_name, JobRun.scheduled_for, JobRun.attempt)
-                        .where(lapsed | (JobRun.status == "interrupted"))
+                        .where(_stopped(stale_before))
                         .order_by(JobRun.id)
                     )
                 ).all()
@@ -356,12 +359,7 @@ class JobRunner:
         end; an interrupted one keeps its end and its error."""
         result = await session.execute(
             update(JobRun)
-            .where(
-                JobRun.id == run_id,
-                JobRun.attempt == attempt,
-                (JobRun.status == "interrupted")
-                | ((JobRun.status == "running") & (JobRun.heartbeat_at < before)),
-            )
+            .where(JobRun.id == run_id, JobRun.attempt == attempt, _stopped(before))
             .values(
                 status="abandoned",
                 finished_at=func.coalesce(JobRun.finished_at, JobRun.heartbeat_at),
