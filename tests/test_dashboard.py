@@ -1,6 +1,6 @@
-"""The dashboard page (web/): every API call its script makes answers a viewer, with the
-fields the script reads. No browser runs here; this keeps the page and the API it is
-built on from drifting apart."""
+"""The dashboard page (web/): signed in with a session cookie, every API call its script
+makes answers a viewer, with the fields the script reads. No browser runs here; this
+keeps the page and the API it is built on from drifting apart."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     harness: Harness,
 ) -> None:
     admin = await harness.user("admin", Role.admin)
-    viewer = await harness.user("viewer", Role.viewer)
+    await harness.user("viewer", Role.viewer)
     made = await harness.client.post(
         "/api/leads/groups", json={"remark": "Tokyo desk"}, headers=admin
     )
@@ -41,6 +41,13 @@ async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
+    assert 'fetch("/api/auth/session", { method: "POST"' in html
+    assert "sessionStorage" not in html and "localStorage" not in html
+    harness.client.cookies.clear()
+    signed_in = await harness.client.post(
+        "/api/auth/session", data={"username": "viewer", "password": "pw-1234"}
+    )
+    assert signed_in.status_code == 200, signed_in.text
     calls = re.findall(r'api\("([^"]+)"\)', html)
     assert set(calls) == {
         "/api/auth/me",
@@ -50,7 +57,7 @@ async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     }
     answers: dict[str, Any] = {}
     for path in calls:
-        response = await harness.client.get(path, headers=viewer)
+        response = await harness.client.get(path)  # the session cookie only
         assert response.status_code == 200, (path, response.text)
         answers[path] = response.json()
 
@@ -65,5 +72,5 @@ async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     assert last_run["status"] == "succeeded"
     # The per-group call, a template in the page, answers the same viewer.
     assert "`/api/leads/groups/${id}/accounts`" in html
-    accounts = await harness.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=viewer)
+    accounts = await harness.client.get(f"/api/leads/groups/{group['id']}/accounts")
     assert accounts.status_code == 200 and accounts.json() == []

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from tallyhub.app import create_app
 from tallyhub.core.auth import Role, User, hash_password, issue_token
@@ -272,6 +273,35 @@ async def test_a_socket_without_a_valid_token_is_refused(
         # And a valid token is accepted on the same server.
         async with connect(served.ws_url(admin)) as ws:
             assert ws.response is not None and ws.response.status_code == 101
+
+
+async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_only(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
+    async with serve(app) as served:
+        admin = await token_for(app, "admin", Role.admin)
+        group = await new_group(served.http, admin)
+        signed_in = await served.http.post(
+            "/api/auth/session", data={"username": "admin", "password": "pw-1234"}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        cookie = f"tallyhub_session={served.http.cookies['tallyhub_session']}"
+        url = f"ws://127.0.0.1:{served.port}/ws/leads"
+        own = Origin(f"http://127.0.0.1:{served.port}")
+        async with connect(url, origin=own, additional_headers={"Cookie": cookie}) as ws:
+            await subscribed(ws)
+            await lead(served.http, group, "U1")
+            received = await messages_until(
+                ws, lambda ms: bool(of(ms, "group_stats", group["id"], total_incoming=1))
+            )
+            assert of(received, "group_stats", group["id"], total_incoming=1)
+        # A page of another site opening the socket: the browser would send the cookie.
+        for origin in (Origin("http://evil.example"), None):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url, origin=origin, additional_headers={"Cookie": cookie}) as ws:
+                    await ws.recv()
+            assert refused.value.response.status_code == 403, origin
 
 
 # ---------------------------------------------------------------- several processes

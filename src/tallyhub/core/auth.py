@@ -2,6 +2,12 @@
 
 Roles: admin (everything), operator (reads and changes only what they own), viewer
 (reads everything, changes nothing).
+
+API clients send `Authorization: Bearer <token>`. The dashboard signs in for a session
+cookie instead (`POST /api/auth/session`): HttpOnly, so a script injected into the page
+cannot read it, and SameSite=Strict. The cookie is accepted for reading only (GET, HEAD,
+and the WebSocket from a page of this same origin): no request that changes anything can
+be forged with it from another site.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import Boolean, ColumnElement, Enum, String, select, true
@@ -132,16 +139,36 @@ async def principal_from_token(session: AsyncSession, secret: str, token: str) -
     return Principal(user.id, user.username, user.role)
 
 
+SESSION_COOKIE = "tallyhub_session"
+_READS = frozenset({"GET", "HEAD"})
+
+
 async def _current(request: Request, session: Session) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
+        token = request.cookies.get(SESSION_COOKIE, "") if request.method in _READS else ""
+    if not token:
         raise Unauthorized(
-            "missing bearer token",
+            "missing bearer token (the session cookie serves reads only)",
             code="not_authenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return await principal_from_token(session, request.app.state.runtime.secret_key, token)
+
+
+async def socket_principal(
+    websocket: WebSocket, session: AsyncSession, secret: str, token: str
+) -> Principal:
+    """The user of a WebSocket: its `token` query parameter, or else the session cookie,
+    taken only from a page of this same origin (a browser sends cookies on a WebSocket
+    opened by any site)."""
+    if not token:
+        token = websocket.cookies.get(SESSION_COOKIE, "")
+        origin = urlsplit(websocket.headers.get("origin", "")).netloc
+        if token and origin != websocket.headers.get("host"):
+            raise Unauthorized("the session cookie is for pages of this origin", code="origin")
+    return await principal_from_token(session, secret, token)
 
 
 async def _writer(principal: Annotated[Principal, Depends(_current)]) -> Principal:
@@ -229,13 +256,11 @@ class UserOut(BaseModel):
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=TransactionalRoute)
 
 
-@router.post("/token", summary="Exchange username and password for a bearer token")
-async def login(
-    request: Request,
-    session: Session,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-) -> Token:
+async def _signed_in(
+    request: Request, session: AsyncSession, username: str, password: str
+) -> tuple[User, str]:
+    """The user and a token for them, after the failed-attempt limiter and the password
+    check."""
     runtime = request.app.state.runtime
     limiter: FailureLimiter = runtime.parts["auth.login_limiter"]
     address = request.client.host if request.client else "unknown"
@@ -244,9 +269,46 @@ async def login(
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         await limiter.failed(address)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    return Token(
-        access_token=issue_token(runtime.secret_key, user, runtime.settings.auth.token_minutes)
+    return user, issue_token(runtime.secret_key, user, runtime.settings.auth.token_minutes)
+
+
+@router.post("/token", summary="Exchange username and password for a bearer token")
+async def login(
+    request: Request,
+    session: Session,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Token:
+    _, token = await _signed_in(request, session, username, password)
+    return Token(access_token=token)
+
+
+@router.post("/session", summary="Sign the dashboard in: a session cookie, for reading")
+async def open_session(
+    request: Request,
+    response: Response,
+    session: Session,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> UserOut:
+    user, token = await _signed_in(request, session, username, password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=request.app.state.runtime.settings.auth.token_minutes * 60,
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
     )
+    return UserOut.model_validate(user)
+
+
+@router.delete("/session", status_code=204, summary="Sign the dashboard out")
+async def close_session() -> Response:
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/me", summary="The signed-in user")

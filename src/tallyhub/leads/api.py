@@ -17,7 +17,7 @@ from tallyhub.core.auth import (
     CurrentUser,
     FailureLimiter,
     WriterUser,
-    principal_from_token,
+    socket_principal,
 )
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.http import (
@@ -354,7 +354,7 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
     runtime: Runtime = websocket.app.state.runtime
     try:
         async with runtime.db.transaction(readonly=True) as session:
-            principal = await principal_from_token(session, runtime.secret_key, token)
+            principal = await socket_principal(websocket, session, runtime.secret_key, token)
     except Unauthorized as refused:
         await websocket.close(code=4401, reason=refused.message)
         return
