@@ -33,6 +33,9 @@ class BatchSettings(BaseModel):
 
 class AuthSettings(BaseModel):
     token_minutes: int = 12 * 60
+    # The dashboard's session cookie is Secure (sent over https only) when unset if the
+    # request came over https or TALLYHUB_ENV=production; false serves it over plain http.
+    cookie_secure: bool | None = None
     failed_code_limit: int = 10
     failed_code_window_seconds: int = 60
 

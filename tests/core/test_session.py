@@ -48,3 +48,65 @@ async def test_a_wrong_password_opens_no_session(harness: Harness) -> None:
     assert refused.json()["error"]["code"] == "bad_credentials"
     assert "set-cookie" not in refused.headers
     assert (await harness.client.get("/api/auth/me")).status_code == 401
+
+
+async def test_the_cookies_token_is_no_bearer_token_and_a_bearer_token_no_cookie(
+    harness: Harness,
+) -> None:
+    bearer = await harness.user("admin", Role.admin)
+    harness.client.cookies.clear()
+    opened = await harness.client.post(
+        "/api/auth/session", data={"username": "admin", "password": "pw-1234"}
+    )
+    assert opened.status_code == 200, opened.text
+    leaked = harness.client.cookies["tallyhub_session"]
+    harness.client.cookies.clear()
+    # A cookie value that leaks cannot be replayed as a bearer token to change anything.
+    for method in ("GET", "POST"):
+        refused = await harness.client.request(
+            method,
+            "/api/leads/groups",
+            json={"remark": "x"} if method == "POST" else None,
+            headers={"Authorization": f"Bearer {leaked}"},
+        )
+        assert refused.status_code == 401, (method, refused.text)
+        assert refused.json()["error"]["code"] == "invalid_token"
+    # Nor does a bearer token serve as the cookie.
+    token = bearer["Authorization"].removeprefix("Bearer ")
+    harness.client.cookies.set("tallyhub_session", token)
+    assert (await harness.client.get("/api/auth/me")).status_code == 401
+
+
+async def test_only_this_servers_own_page_may_sign_in_a_session(harness: Harness) -> None:
+    await harness.user("viewer", Role.viewer)
+    harness.client.cookies.clear()
+    form = {"username": "viewer", "password": "pw-1234"}
+    forged = await harness.client.post(
+        "/api/auth/session", data=form, headers={"Origin": "https://evil.example"}
+    )
+    assert forged.status_code == 403 and forged.json()["error"]["code"] == "origin"
+    assert "set-cookie" not in forged.headers
+    host = harness.client.base_url.netloc.decode()
+    own = await harness.client.post(
+        "/api/auth/session", data=form, headers={"Origin": f"http://{host}"}
+    )
+    assert own.status_code == 200, own.text
+
+
+async def test_the_session_cookie_is_secure_in_production_unless_told_otherwise(
+    harness: Harness,
+) -> None:
+    await harness.user("viewer", Role.viewer)
+    settings = harness.runtime.settings
+    form = {"username": "viewer", "password": "pw-1234"}
+    for env, configured, secure in (
+        ("test", None, False),
+        ("production", None, True),
+        ("production", False, False),
+        ("test", True, True),
+    ):
+        settings.env, settings.auth.cookie_secure = env, configured  # type: ignore[assignment]
+        opened = await harness.client.post("/api/auth/session", data=form)
+        assert opened.status_code == 200, opened.text
+        attributes = {a.strip().lower() for a in opened.headers["set-cookie"].split(";")}
+        assert ("secure" in attributes) is secure, (env, configured)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jwt
@@ -88,9 +88,20 @@ async def create_user(session: AsyncSession, username: str, password: str, role:
 # ---------------------------------------------------------------- tokens
 
 
-def issue_token(secret: str, user: User, minutes: int) -> str:
+TokenUse = Literal["bearer", "session"]
+
+
+def issue_token(secret: str, user: User, minutes: int, *, use: TokenUse = "bearer") -> str:
+    """A signed token for the user. `use` says where it is good: a session cookie's token
+    is refused as a bearer token, so a cookie value that leaks cannot change anything."""
     now = int(time.time())
-    payload = {"sub": str(user.id), "role": user.role.value, "iat": now, "exp": now + minutes * 60}
+    payload = {
+        "sub": str(user.id),
+        "role": user.role.value,
+        "use": use,
+        "iat": now,
+        "exp": now + minutes * 60,
+    }
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -131,8 +142,13 @@ class Principal:
         return true()
 
 
-async def principal_from_token(session: AsyncSession, secret: str, token: str) -> Principal:
+async def principal_from_token(
+    session: AsyncSession, secret: str, token: str, *, use: TokenUse = "bearer"
+) -> Principal:
     claims = decode_token(secret, token)
+    if claims.get("use", "bearer") != use:
+        metrics.AUTH_FAILURES.labels(kind="token").inc()
+        raise Unauthorized(f"this token is not for use as a {use} token", code="invalid_token")
     user = await session.get(User, int(claims["sub"]))
     if user is None or not user.is_active:
         raise Unauthorized("user no longer exists or is disabled", code="invalid_token")
@@ -144,17 +160,30 @@ _READS = frozenset({"GET", "HEAD"})
 
 
 async def _current(request: Request, session: Session) -> Principal:
+    secret = request.app.state.runtime.secret_key
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        token = request.cookies.get(SESSION_COOKIE, "") if request.method in _READS else ""
-    if not token:
+    if scheme.lower() == "bearer" and token:
+        return await principal_from_token(session, secret, token)
+    cookie = request.cookies.get(SESSION_COOKIE, "") if request.method in _READS else ""
+    if not cookie:
         raise Unauthorized(
             "missing bearer token (the session cookie serves reads only)",
             code="not_authenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    return await principal_from_token(session, request.app.state.runtime.secret_key, token)
+    return await principal_from_token(session, secret, cookie, use="session")
+
+
+def _same_origin(headers: Any, *, required: bool) -> bool:
+    """The request comes from a page of this server (its Origin names the Host it was sent
+    to). Browsers send Origin on every POST and WebSocket; `required=False` lets through
+    clients that are not browsers and send none."""
+    origin = headers.get("origin")
+    if origin is None:
+        return not required
+    netloc = urlsplit(origin).netloc
+    return bool(netloc) and netloc == headers.get("host")
 
 
 async def socket_principal(
@@ -163,12 +192,12 @@ async def socket_principal(
     """The user of a WebSocket: its `token` query parameter, or else the session cookie,
     taken only from a page of this same origin (a browser sends cookies on a WebSocket
     opened by any site)."""
-    if not token:
-        token = websocket.cookies.get(SESSION_COOKIE, "")
-        origin = urlsplit(websocket.headers.get("origin", "")).netloc
-        if token and origin != websocket.headers.get("host"):
-            raise Unauthorized("the session cookie is for pages of this origin", code="origin")
-    return await principal_from_token(session, secret, token)
+    if token:
+        return await principal_from_token(session, secret, token)
+    cookie = websocket.cookies.get(SESSION_COOKIE, "")
+    if cookie and not _same_origin(websocket.headers, required=True):
+        raise Unauthorized("the session cookie is for pages of this origin", code="origin")
+    return await principal_from_token(session, secret, cookie, use="session")
 
 
 async def _writer(principal: Annotated[Principal, Depends(_current)]) -> Principal:
@@ -256,11 +285,8 @@ class UserOut(BaseModel):
 router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=TransactionalRoute)
 
 
-async def _signed_in(
-    request: Request, session: AsyncSession, username: str, password: str
-) -> tuple[User, str]:
-    """The user and a token for them, after the failed-attempt limiter and the password
-    check."""
+async def _signed_in(request: Request, session: AsyncSession, username: str, password: str) -> User:
+    """The user, after the failed-attempt limiter and the password check."""
     runtime = request.app.state.runtime
     limiter: FailureLimiter = runtime.parts["auth.login_limiter"]
     address = request.client.host if request.client else "unknown"
@@ -269,7 +295,7 @@ async def _signed_in(
     if user is None or not user.is_active or not verify_password(user.password_hash, password):
         await limiter.failed(address)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    return user, issue_token(runtime.secret_key, user, runtime.settings.auth.token_minutes)
+    return user
 
 
 @router.post("/token", summary="Exchange username and password for a bearer token")
@@ -279,8 +305,11 @@ async def login(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> Token:
-    _, token = await _signed_in(request, session, username, password)
-    return Token(access_token=token)
+    user = await _signed_in(request, session, username, password)
+    runtime = request.app.state.runtime
+    return Token(
+        access_token=issue_token(runtime.secret_key, user, runtime.settings.auth.token_minutes)
+    )
 
 
 @router.post("/session", summary="Sign the dashboard in: a session cookie, for reading")
@@ -291,13 +320,22 @@ async def open_session(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
 ) -> UserOut:
-    user, token = await _signed_in(request, session, username, password)
+    if not _same_origin(request.headers, required=False):
+        # Another site's form would sign the visitor in as someone else (login CSRF).
+        raise Forbidden("sign in from this server's own page", code="origin")
+    user = await _signed_in(request, session, username, password)
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    minutes = settings.auth.token_minutes
+    secure = settings.auth.cookie_secure
+    if secure is None:
+        secure = request.url.scheme == "https" or settings.env == "production"
     response.set_cookie(
         SESSION_COOKIE,
-        token,
-        max_age=request.app.state.runtime.settings.auth.token_minutes * 60,
+        issue_token(runtime.secret_key, user, minutes, use="session"),
+        max_age=minutes * 60,
         path="/",
-        secure=request.url.scheme == "https",
+        secure=secure,
         httponly=True,
         samesite="strict",
     )
