@@ -38,6 +38,8 @@ class AuthSettings(BaseModel):
     cookie_secure: bool | None = None
     failed_code_limit: int = 10
     failed_code_window_seconds: int = 60
+    # An open WebSocket checks its sign-in again this often (expired token, disabled user).
+    socket_recheck_seconds: float = Field(default=60.0, gt=0)
 
 
 class LeadsSettings(BaseModel):

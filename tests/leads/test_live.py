@@ -24,8 +24,9 @@ import pytest
 import uvicorn
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import update as sa_update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from tallyhub.app import create_app
@@ -302,6 +303,67 @@ async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_
                 async with connect(url, origin=origin, additional_headers={"Cookie": cookie}) as ws:
                     await ws.recv()
             assert refused.value.response.status_code == 403, origin
+
+
+async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    settings = make_settings(test_db.url, tmp_path, auth={"socket_recheck_seconds": 0.3})
+    app = create_app(settings, scheduler=False)
+    async with serve(app) as served:
+        runtime = app.state.runtime
+        admin = await token_for(app, "admin", Role.admin)
+        viewer = await token_for(app, "viewer", Role.viewer)
+        user = await token_for(app, "operator", Role.operator)
+        now = int(time.time())
+        viewer_id = jwt.decode(viewer, options={"verify_signature": False})["sub"]
+        short = jwt.encode(  # a token of the viewer that expires in 2 s
+            {"sub": viewer_id, "use": "bearer", "iat": now, "exp": now + 2},
+            runtime.secret_key,
+            "HS256",
+        )
+
+        async def change(**values: Any) -> None:
+            async def update_user(session: Any) -> None:
+                await session.execute(
+                    sa_update(User).where(User.username == "operator").values(**values)
+                )
+
+            await runtime.db.run(update_user)
+
+        async with (
+            connect(served.ws_url(admin)) as kept,
+            connect(served.ws_url(short)) as expiring,
+            connect(served.ws_url(user)) as disabled,
+            connect(served.ws_url(viewer)) as demoted,
+        ):
+            await change(is_active=False)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(disabled.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert "disabled" in closed.value.rcvd.reason
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(expiring.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert "expired" in closed.value.rcvd.reason.lower()
+
+            async def demote(session: Any) -> None:
+                await session.execute(
+                    sa_update(User).where(User.username == "viewer").values(role=Role.operator)
+                )
+
+            await runtime.db.run(demote)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(demoted.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert "changed" in closed.value.rcvd.reason
+            # A sign-in that still holds keeps its socket, and its pushes.
+            group = await new_group(served.http, admin)
+            await lead(served.http, group, "U1")
+            received = await messages_until(
+                kept, lambda ms: bool(of(ms, "group_stats", group["id"], total_incoming=1))
+            )
+            assert of(received, "group_stats", group["id"], total_incoming=1)
 
 
 # ---------------------------------------------------------------- several processes

@@ -186,18 +186,28 @@ def _same_origin(headers: Any, *, required: bool) -> bool:
     return bool(netloc) and netloc == headers.get("host")
 
 
-async def socket_principal(
-    websocket: WebSocket, session: AsyncSession, secret: str, token: str
-) -> Principal:
-    """The user of a WebSocket: its `token` query parameter, or else the session cookie,
-    taken only from a page of this same origin (a browser sends cookies on a WebSocket
-    opened by any site)."""
-    if token:
-        return await principal_from_token(session, secret, token)
-    cookie = websocket.cookies.get(SESSION_COOKIE, "")
-    if cookie and not _same_origin(websocket.headers, required=True):
-        raise Unauthorized("the session cookie is for pages of this origin", code="origin")
-    return await principal_from_token(session, secret, cookie, use="session")
+@dataclass(frozen=True, slots=True)
+class SocketCredential:
+    """What a WebSocket signed in with, kept to be checked again while the socket stays
+    open: its token may expire, its user be disabled or given another role."""
+
+    token: str
+    use: TokenUse
+
+    @classmethod
+    def of(cls, websocket: WebSocket, token: str) -> SocketCredential:
+        """The socket's `token` query parameter, or else the session cookie, taken only
+        from a page of this same origin (a browser sends cookies on a WebSocket opened by
+        any site)."""
+        if token:
+            return cls(token, "bearer")
+        cookie = websocket.cookies.get(SESSION_COOKIE, "")
+        if cookie and not _same_origin(websocket.headers, required=True):
+            raise Unauthorized("the session cookie is for pages of this origin", code="origin")
+        return cls(cookie, "session")
+
+    async def principal(self, session: AsyncSession, secret: str) -> Principal:
+        return await principal_from_token(session, secret, self.token, use=self.use)
 
 
 async def _writer(principal: Annotated[Principal, Depends(_current)]) -> Principal:

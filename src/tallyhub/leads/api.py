@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from pydantic import ValidationError
 from starlette.websockets import WebSocketDisconnect
@@ -16,8 +17,8 @@ from tallyhub.core import metrics, recalibration
 from tallyhub.core.auth import (
     CurrentUser,
     FailureLimiter,
+    SocketCredential,
     WriterUser,
-    socket_principal,
 )
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.http import (
@@ -37,6 +38,8 @@ from tallyhub.core.http import (
 from tallyhub.core.runtime import Runtime, runtime_of
 from tallyhub.leads import schemas, service
 from tallyhub.leads.models import Group
+
+log = structlog.get_logger(__name__)
 
 WRITER = "leads.incoming_writer"
 LIMITER = "leads.code_limiter"
@@ -353,8 +356,9 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
     group the signed-in user may see."""
     runtime: Runtime = websocket.app.state.runtime
     try:
+        credential = SocketCredential.of(websocket, token)
         async with runtime.db.transaction(readonly=True) as session:
-            principal = await socket_principal(websocket, session, runtime.secret_key, token)
+            principal = await credential.principal(session, runtime.secret_key)
     except Unauthorized as refused:
         await websocket.close(code=4401, reason=refused.message)
         return
@@ -369,14 +373,34 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
                 json.dumps({k: v for k, v in message.items() if k != "owner_id"})
             )
 
+    async def recheck() -> None:
+        """Close the socket once its sign-in no longer holds (the token expired, the user
+        was disabled) or names another role: the client signs in or reconnects anew."""
+        while True:
+            await asyncio.sleep(runtime.settings.auth.socket_recheck_seconds)
+            try:
+                async with runtime.db.transaction(readonly=True) as session:
+                    now = await credential.principal(session, runtime.secret_key)
+            except Unauthorized as ended:
+                await websocket.close(code=4401, reason=ended.message)
+                return
+            except Exception:  # the database out of reach: keep the socket, try again
+                log.warning("ws.recheck_failed", exc_info=True)
+                continue
+            if now != principal:
+                await websocket.close(code=4401, reason="the account changed; reconnect")
+                return
+
     sender = asyncio.create_task(forward())
+    checker = asyncio.create_task(recheck())
     try:
         with suppress(WebSocketDisconnect):  # the client leaving is the normal end
             while True:
                 await websocket.receive_text()
     finally:
         sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        checker.cancel()
+        await asyncio.gather(sender, checker, return_exceptions=True)
         runtime.hub.unsubscribe(subscription)
         metrics.WS_CONNECTIONS.dec()
 
