@@ -323,13 +323,19 @@ async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
             "HS256",
         )
 
-        async def change(**values: Any) -> None:
+        async def change(username: str, **values: Any) -> None:
             async def update_user(session: Any) -> None:
                 await session.execute(
-                    sa_update(User).where(User.username == "operator").values(**values)
+                    sa_update(User).where(User.username == username).values(**values)
                 )
 
             await runtime.db.run(update_user)
+
+        async def closed_because(ws: ClientConnection) -> str:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            return closed.value.rcvd.reason.lower()
 
         async with (
             connect(served.ws_url(admin)) as kept,
@@ -337,26 +343,11 @@ async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
             connect(served.ws_url(user)) as disabled,
             connect(served.ws_url(viewer)) as demoted,
         ):
-            await change(is_active=False)
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(disabled.recv(), 10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-            assert "disabled" in closed.value.rcvd.reason
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(expiring.recv(), 10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-            assert "expired" in closed.value.rcvd.reason.lower()
-
-            async def demote(session: Any) -> None:
-                await session.execute(
-                    sa_update(User).where(User.username == "viewer").values(role=Role.operator)
-                )
-
-            await runtime.db.run(demote)
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(demoted.recv(), 10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-            assert "changed" in closed.value.rcvd.reason
+            await change("operator", is_active=False)
+            assert "disabled" in await closed_because(disabled)
+            assert "expired" in await closed_because(expiring)
+            await change("viewer", role=Role.operator)
+            assert "changed" in await closed_because(demoted)
             # A sign-in that still holds keeps its socket, and its pushes.
             group = await new_group(served.http, admin)
             await lead(served.http, group, "U1")
