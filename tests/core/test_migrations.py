@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import make_url
 
+import tallyhub.app  # noqa: F401  (imports every domain's models into Base.metadata)
 from tallyhub import migrate
-from tallyhub.core.db import Database
+from tallyhub.core.db import Base, Database
 from tests.conftest import RUN_ID, SERVERS, _admin_execute, unavailable
 
 BEFORE_LEASES = "7c2e9d41a0b3"  # the revision before job_runs got its lease
@@ -104,3 +107,18 @@ async def test_job_runs_get_a_lease_with_their_rows_in_place(empty_url: str) -> 
         assert sorted(names) == ["old.done", "old.running"]
     finally:
         await db.dispose()
+
+
+async def test_the_migrations_build_exactly_the_tables_the_models_describe(
+    empty_url: str,
+) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_url)
+    db = Database(empty_url)
+    try:
+        async with db.engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await db.dispose()
+    assert differences == []

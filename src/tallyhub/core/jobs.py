@@ -38,6 +38,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
     JSON,
+    Index,
     Integer,
     String,
     Text,
@@ -131,10 +132,15 @@ def job(
 
 class JobRun(Base):
     __tablename__ = "job_runs"
-    __table_args__ = (UniqueConstraint("job_name", "scheduled_for"),)
+    __table_args__ = (
+        UniqueConstraint("job_name", "scheduled_for"),
+        # The run history, newest first: of every job, and of one.
+        Index("ix_job_runs_started_at", "started_at"),
+        Index("ix_job_runs_job_name_started_at", "job_name", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_name: Mapped[str] = mapped_column(String(100), index=True)
+    job_name: Mapped[str] = mapped_column(String(100))
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
     trigger: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), index=True)
