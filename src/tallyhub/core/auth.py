@@ -15,9 +15,11 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import jwt
@@ -241,25 +243,60 @@ class FailureLimiter:
 
     async def check(self, address: str) -> None:
         if await self._count(address) >= self.limit:
-            metrics.AUTH_FAILURES.labels(kind=f"{self.name}_throttled").inc()
-            raise TooManyRequests(
-                f"too many failed attempts from this address; retry in {self.window} s",
-                headers={"Retry-After": str(self.window)},
-            )
+            self._refuse()
 
     async def failed(self, address: str) -> None:
         metrics.AUTH_FAILURES.labels(kind=self.name).inc()
+        await self._add(address)
+
+    @asynccontextmanager
+    async def attempt(self, address: str) -> AsyncIterator[None]:
+        """Count an attempt before it is judged, so that attempts sent side by side cannot
+        all pass the check before any of them has failed: at most `limit` are judged in a
+        window. An attempt that is refused (Unauthorized) stays counted; one that succeeds,
+        or ends in any other error, is taken back."""
+        if await self._add(address) > self.limit:
+            await self._take_back(address)
+            self._refuse()
+        try:
+            yield
+        except Unauthorized:
+            metrics.AUTH_FAILURES.labels(kind=self.name).inc()
+            raise
+        except BaseException:
+            await self._take_back(address)
+            raise
+        await self._take_back(address)
+
+    def _refuse(self) -> NoReturn:
+        metrics.AUTH_FAILURES.labels(kind=f"{self.name}_throttled").inc()
+        raise TooManyRequests(
+            f"too many failed attempts from this address; retry in {self.window} s",
+            headers={"Retry-After": str(self.window)},
+        )
+
+    async def _add(self, address: str) -> int:
+        """Count one more attempt; the count in the window, this one included."""
         if self.redis is not None:
             key = f"tallyhub:fail:{self.name}:{address}"
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(key)
                 pipe.expire(key, self.window, nx=True)
-                await pipe.execute()
-            return
+                count, _ = await pipe.execute()
+            return int(count)
         now = time.monotonic()
         hits = self._local.setdefault(address, deque())
         hits.append(now)
         self._trim(hits, now)
+        return len(hits)
+
+    async def _take_back(self, address: str) -> None:
+        if self.redis is not None:
+            await self.redis.decr(f"tallyhub:fail:{self.name}:{address}")
+            return
+        hits = self._local.get(address)
+        if hits:
+            hits.pop()
 
     async def _count(self, address: str) -> int:
         if self.redis is not None:
@@ -300,11 +337,10 @@ async def _signed_in(request: Request, session: AsyncSession, username: str, pas
     runtime = request.app.state.runtime
     limiter: FailureLimiter = runtime.parts["auth.login_limiter"]
     address = request.client.host if request.client else "unknown"
-    await limiter.check(address)
-    user = await session.scalar(select(User).where(User.username == username))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
-        await limiter.failed(address)
-        raise Unauthorized("wrong username or password", code="bad_credentials")
+    async with limiter.attempt(address):
+        user = await session.scalar(select(User).where(User.username == username))
+        if user is None or not user.is_active or not verify_password(user.password_hash, password):
+            raise Unauthorized("wrong username or password", code="bad_credentials")
     return user
 
 
