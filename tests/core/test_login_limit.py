@@ -13,7 +13,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from tallyhub.core.auth import Role, create_user
+from tallyhub.core.auth import FailureLimiter, Role, create_user
+from tallyhub.core.http import TooManyRequests, Unauthorized
 from tests.conftest import TestDatabase, unavailable
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -60,3 +61,62 @@ async def test_guesses_sent_side_by_side_get_no_more_than_the_limit(
             assert await _burst(h.app, address, "right-pw", 1) == [200]
         assert await _burst(h.app, address, "wrong", 3) == [401, 401, 401]
         assert await _burst(h.app, address, "right-pw", 1) == [429]
+
+
+async def test_an_attempt_taken_back_after_its_window_leaves_no_negative_count() -> None:
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(redis.ping(), 3)
+    except (RedisError, OSError, TimeoutError) as error:
+        await redis.aclose()
+        unavailable(f"redis unreachable at {REDIS_URL}: {error!r}")
+    limiter = FailureLimiter(f"test{secrets.token_hex(4)}", 2, 1, redis)
+    address = _address()
+    try:
+        for _ in range(3):  # each succeeds only after its window has ended
+            async with limiter.attempt(address):
+                await asyncio.sleep(1.1)
+        assert await redis.get(limiter._key(address)) is None, "no count left, not -3"
+        # The next window judges exactly `limit` wrong guesses.
+        outcomes = []
+        for _ in range(4):
+            try:
+                async with limiter.attempt(address):
+                    raise Unauthorized("wrong")
+            except (Unauthorized, TooManyRequests) as refused:
+                outcomes.append(type(refused).__name__)
+        assert outcomes == ["Unauthorized", "Unauthorized", "TooManyRequests", "TooManyRequests"]
+        assert 0 < await redis.ttl(limiter._key(address)) <= 1
+    finally:
+        await redis.delete(limiter._key(address))
+        await redis.aclose()
+
+
+async def test_overlapping_attempts_each_take_back_their_own() -> None:
+    limiter = FailureLimiter("test-local", 5, 60)
+    first_in, second_in, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    stamps: list[float] = []  # each attempt's own entry, as it is counted
+
+    async def succeeds_first() -> None:
+        async with limiter.attempt("a"):
+            stamps.append(limiter._local["a"][-1])
+            first_in.set()
+            await second_in.wait()
+        first_done.set()
+
+    async def fails_later() -> None:
+        await first_in.wait()
+        with pytest.raises(Unauthorized):
+            async with limiter.attempt("a"):
+                stamps.append(limiter._local["a"][-1])
+                second_in.set()
+                await first_done.wait()
+                raise Unauthorized("wrong")
+
+    await asyncio.gather(succeeds_first(), fails_later())
+    assert stamps[0] != stamps[1]
+    assert list(limiter._local["a"]) == [stamps[1]], "the failure stays, the success is gone"
+
+    async with limiter.attempt("b"):
+        pass
+    assert "b" not in limiter._local, "an address with nothing counted is forgotten"

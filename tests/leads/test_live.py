@@ -276,6 +276,27 @@ async def test_a_socket_without_a_valid_token_is_refused(
             assert ws.response is not None and ws.response.status_code == 101
 
 
+async def test_a_socket_closes_when_its_token_expires_between_rechecks(
+    test_db: TestDatabase, tmp_path: Path
+) -> None:
+    settings = make_settings(test_db.url, tmp_path, auth={"socket_recheck_seconds": 600})
+    app = create_app(settings, scheduler=False)
+    async with serve(app) as served:
+        viewer = await token_for(app, "viewer", Role.viewer)
+        claims = jwt.decode(viewer, options={"verify_signature": False})
+        now = int(time.time())
+        short = jwt.encode(
+            {**claims, "iat": now, "exp": now + 2}, app.state.runtime.secret_key, "HS256"
+        )
+        async with connect(served.ws_url(short)) as ws:
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+            assert time.monotonic() - started < 5, "closed at its expiry, not at the recheck"
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            assert "expired" in closed.value.rcvd.reason.lower()
+
+
 async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_only(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:

@@ -16,18 +16,20 @@ import enum
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import jwt
+import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Form, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Boolean, ColumnElement, Enum, String, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -44,6 +46,7 @@ from tallyhub.core.http import (
     Unauthorized,
 )
 
+log = structlog.get_logger(__name__)
 _hasher = PasswordHasher()
 
 
@@ -196,6 +199,13 @@ class SocketCredential:
     token: str
     use: TokenUse
 
+    @property
+    def expires_at(self) -> float:
+        """When the token expires (Unix time; checked, with its signature, by
+        `principal`)."""
+        claims = jwt.decode(self.token, options={"verify_signature": False})
+        return float(claims.get("exp", 0))
+
     @classmethod
     def of(cls, websocket: WebSocket, token: str) -> SocketCredential:
         """The socket's `token` query parameter, or else the session cookie, taken only
@@ -232,6 +242,14 @@ AdminUser = Annotated[Principal, Depends(_admin)]
 # ---------------------------------------------------------------- failed-attempt limiter
 
 
+# Decrement a count that is still there and above zero; leave anything else alone.
+_TAKE_BACK = """
+local count = tonumber(redis.call('GET', KEYS[1]))
+if count and count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
 class FailureLimiter:
     """Refuses an address after `limit` failures within `window` seconds.
 
@@ -255,8 +273,9 @@ class FailureLimiter:
         all pass the check before any of them has failed: at most `limit` are judged in a
         window. An attempt that is refused (Unauthorized) stays counted; one that succeeds,
         or ends in any other error, is taken back."""
-        if await self._add(address) > self.limit:
-            await self._take_back(address)
+        stamp = time.monotonic()
+        if await self._add(address, stamp) > self.limit:
+            await self._take_back(address, stamp)
             self._refuse()
         try:
             yield
@@ -264,9 +283,9 @@ class FailureLimiter:
             metrics.AUTH_FAILURES.labels(kind=self.name).inc()
             raise
         except BaseException:
-            await self._take_back(address)
+            await self._take_back(address, stamp)
             raise
-        await self._take_back(address)
+        await self._take_back(address, stamp)
 
     def _refuse(self) -> NoReturn:
         metrics.AUTH_FAILURES.labels(kind=f"{self.name}_throttled").inc()
@@ -275,28 +294,39 @@ class FailureLimiter:
             headers={"Retry-After": str(self.window)},
         )
 
-    async def _add(self, address: str) -> int:
+    def _key(self, address: str) -> str:
+        return f"tallyhub:fail:{self.name}:{address}"
+
+    async def _add(self, address: str, stamp: float | None = None) -> int:
         """Count one more attempt; the count in the window, this one included."""
         if self.redis is not None:
-            key = f"tallyhub:fail:{self.name}:{address}"
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, self.window, nx=True)
+                pipe.incr(self._key(address))
+                pipe.expire(self._key(address), self.window, nx=True)
                 count, _ = await pipe.execute()
             return int(count)
-        now = time.monotonic()
+        now = time.monotonic() if stamp is None else stamp
         hits = self._local.setdefault(address, deque())
         hits.append(now)
         self._trim(hits, now)
         return len(hits)
 
-    async def _take_back(self, address: str) -> None:
+    async def _take_back(self, address: str, stamp: float) -> None:
+        """Uncount the attempt made at `stamp`, if its window still holds it. Never below
+        zero, and the key keeps its expiry: a DECR after the window ended would leave a
+        negative count (extra guesses in the next window) that never expires."""
         if self.redis is not None:
-            await self.redis.decr(f"tallyhub:fail:{self.name}:{address}")
+            try:
+                await self.redis.eval(_TAKE_BACK, 1, self._key(address))
+            except RedisError:  # the attempt stays counted: the safe side
+                log.warning("limiter.take_back_failed", limiter=self.name, exc_info=True)
             return
         hits = self._local.get(address)
-        if hits:
-            hits.pop()
+        if hits is not None:
+            with suppress(ValueError):  # already out of the window
+                hits.remove(stamp)
+            if not hits:
+                del self._local[address]
 
     async def _count(self, address: str) -> int:
         if self.redis is not None:

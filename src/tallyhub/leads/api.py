@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
@@ -373,34 +374,50 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
                 json.dumps({k: v for k, v in message.items() if k != "owner_id"})
             )
 
-    async def recheck() -> None:
-        """Close the socket once its sign-in no longer holds (the token expired, the user
-        was disabled) or names another role: the client signs in or reconnects anew."""
+    async def receive() -> None:
+        with suppress(WebSocketDisconnect):  # the client leaving is the normal end
+            while True:
+                await websocket.receive_text()
+
+    async def recheck() -> str:
+        """Why the sign-in no longer holds (the token expired, the user was disabled, or
+        the account changed), once it doesn't: checked every recheck interval, and at
+        the token's expiry if that comes first."""
+        interval = runtime.settings.auth.socket_recheck_seconds
         while True:
-            await asyncio.sleep(runtime.settings.auth.socket_recheck_seconds)
+            left = credential.expires_at - time.time()
+            await asyncio.sleep(max(0.0, min(interval, left + 0.05)))
             try:
                 async with runtime.db.transaction(readonly=True) as session:
                     now = await credential.principal(session, runtime.secret_key)
             except Unauthorized as ended:
-                await websocket.close(code=4401, reason=ended.message)
-                return
+                return ended.message
             except Exception:  # the database out of reach: keep the socket, try again
                 log.warning("ws.recheck_failed", exc_info=True)
                 continue
             if now != principal:
-                await websocket.close(code=4401, reason="the account changed; reconnect")
-                return
+                return "the account changed; reconnect"
 
+    receiver = asyncio.create_task(receive())
     sender = asyncio.create_task(forward())
     checker = asyncio.create_task(recheck())
+    tasks = (receiver, sender, checker)
     try:
-        with suppress(WebSocketDisconnect):  # the client leaving is the normal end
-            while True:
-                await websocket.receive_text()
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is not None:
+                log.error("ws.failed", exc_info=task.exception())
+        if checker in done and checker.exception() is None:
+            # Closed here only, after receiving and sending have stopped: the client signs
+            # in or reconnects anew.
+            receiver.cancel()
+            sender.cancel()
+            await asyncio.gather(receiver, sender, return_exceptions=True)
+            await websocket.close(code=4401, reason=checker.result())
     finally:
-        sender.cancel()
-        checker.cancel()
-        await asyncio.gather(sender, checker, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         runtime.hub.unsubscribe(subscription)
         metrics.WS_CONNECTIONS.dec()
 
