@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -37,6 +39,7 @@ POSTGRES_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("TALLYHUB_TEST_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/mysql")
 SERVERS = {"postgresql": POSTGRES_URL, "mysql": MYSQL_URL}
+REDIS_URL = os.environ.get("TALLYHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
@@ -111,6 +114,19 @@ class _Servers:
         for name, url in self.created.items():
             db_name = make_url(url).database
             await _admin_execute(SERVERS[name], f"DROP DATABASE IF EXISTS {db_name}")
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The test Redis, once it answers (unreachable: a failure in CI, a skip elsewhere)."""
+    client = Redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 3)
+    except (RedisError, OSError, TimeoutError) as error:
+        unavailable(f"redis unreachable at {REDIS_URL}: {error!r}")
+    finally:
+        await client.aclose()
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,6 @@ import httpx
 import jwt
 import pytest
 import uvicorn
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import update as sa_update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -31,9 +29,7 @@ from websockets.typing import Origin
 
 from tallyhub.app import create_app
 from tallyhub.core.auth import Role, User, hash_password, issue_token
-from tests.conftest import Harness, TestDatabase, make_settings, unavailable
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.conftest import Harness, TestDatabase, make_settings
 
 
 @dataclass
@@ -381,22 +377,11 @@ async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
 # ---------------------------------------------------------------- several processes
 
 
-@pytest.fixture
-async def redis_up() -> None:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        await asyncio.wait_for(client.ping(), 3)
-    except (RedisError, OSError, TimeoutError) as error:
-        unavailable(f"redis unreachable at {REDIS_URL}: {error!r}")
-    finally:
-        await client.aclose()
-
-
 async def test_a_lead_recorded_by_one_process_is_pushed_by_another_through_redis(
-    redis_up: None, harness_factory: Any, test_db: TestDatabase, tmp_path: Path
+    redis_url: str, harness_factory: Any, test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app_b = create_app(make_settings(test_db.url, tmp_path, redis_url=REDIS_URL), scheduler=False)
-    async with harness_factory(test_db, redis_url=REDIS_URL) as a, serve(app_b) as b:
+    app_b = create_app(make_settings(test_db.url, tmp_path, redis_url=redis_url), scheduler=False)
+    async with harness_factory(test_db, redis_url=redis_url) as a, serve(app_b) as b:
         a: Harness
         admin = await token_for(a.app, "admin", Role.admin)
         alice = await token_for(a.app, "alice", Role.operator)
