@@ -27,6 +27,7 @@ from tallyhub.core.runtime import Runtime
 from tests.conftest import Harness, TestDatabase, make_settings
 
 Register = Callable[..., Callable[[JobFunction], JobFunction]]
+SLOT = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)  # a slot of a cron job, run by hand in tests
 
 
 @pytest.fixture
@@ -88,10 +89,9 @@ async def test_runners_racing_for_one_slot_run_the_job_once(
         await asyncio.sleep(0.05)
         return {"calls": len(calls)}
 
-    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     async with runtimes(test_db, tmp_path, 2) as (a, b):
         attempts = [
-            JobRunner(runtime).run("test.race", scheduled_for=slot, trigger="schedule")
+            JobRunner(runtime).run("test.race", scheduled_for=SLOT, trigger="schedule")
             for runtime in (a, b, a, b, a, b)
         ]
         run_ids = await asyncio.wait_for(asyncio.gather(*attempts), 30)
@@ -100,7 +100,7 @@ async def test_runners_racing_for_one_slot_run_the_job_once(
     assert len(claimed) == 1, run_ids
     assert calls == [1]
     assert [(r.id, r.scheduled_for, r.status, r.trigger) for r in rows] == [
-        (claimed[0], slot, "succeeded", "schedule")
+        (claimed[0], SLOT, "succeeded", "schedule")
     ]
 
 
@@ -530,11 +530,10 @@ async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(
         await asyncio.sleep(4.0)  # twice the lease
         return {}
 
-    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     async with runtimes(test_db, tmp_path, 2, job_lease_seconds=2.0) as (a, b):
-        first = asyncio.create_task(JobRunner(a).run("test.long", scheduled_for=slot))
+        first = asyncio.create_task(JobRunner(a).run("test.long", scheduled_for=SLOT))
         await asyncio.sleep(3.0)
-        assert await JobRunner(b).run("test.long", scheduled_for=slot) is None
+        assert await JobRunner(b).run("test.long", scheduled_for=SLOT) is None
         assert await JobRunner(b).recover() == {"retried": 0, "abandoned": 0}
         (row,) = await runs_of(b, "test.long")
         assert row.status == "running"
@@ -587,9 +586,8 @@ async def test_a_runner_whose_slot_was_taken_over_stops_its_job_and_records_noth
             stopped.set()
         return {}
 
-    slot = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
     async with runtimes(test_db, tmp_path, 1, job_lease_seconds=0.9) as (runtime,):
-        first = asyncio.create_task(JobRunner(runtime).run("test.stalled", scheduled_for=slot))
+        first = asyncio.create_task(JobRunner(runtime).run("test.stalled", scheduled_for=SLOT))
         await asyncio.wait_for(started.wait(), 30)
 
         async def take_over(session: Any) -> None:  # as another runner's takeover does

@@ -45,6 +45,13 @@ class Served:
 
 
 @asynccontextmanager
+async def served_app(db: TestDatabase, tmp: Path, **settings: Any) -> AsyncIterator[Served]:
+    """An app on `db` with these settings (scheduler off), served by uvicorn."""
+    async with serve(create_app(make_settings(db.url, tmp, **settings), scheduler=False)) as served:
+        yield served
+
+
+@asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[Served]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -160,8 +167,8 @@ async def subscribed(ws: ClientConnection) -> ClientConnection:
 async def test_an_admin_receives_group_and_account_figures_after_a_lead(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path) as served:
+        app = served.app
         admin = await token_for(app, "admin", Role.admin)
         group = await new_group(served.http, admin)
         async with connect(served.ws_url(admin)) as ws:
@@ -199,8 +206,8 @@ async def test_an_admin_receives_group_and_account_figures_after_a_lead(
 async def test_an_operator_receives_only_their_own_groups(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path) as served:
+        app = served.app
         admin = await token_for(app, "admin", Role.admin)
         alice = await token_for(app, "alice", Role.operator)
         bob = await token_for(app, "bob", Role.operator)
@@ -238,8 +245,8 @@ async def test_an_operator_receives_only_their_own_groups(
 async def test_a_viewer_receives_every_groups_figures(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path) as served:
+        app = served.app
         viewer = await token_for(app, "viewer", Role.viewer)
         alice = await token_for(app, "alice", Role.operator)
         group = await new_group(served.http, alice)
@@ -255,8 +262,8 @@ async def test_a_viewer_receives_every_groups_figures(
 async def test_a_socket_without_a_valid_token_is_refused(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path) as served:
+        app = served.app
         admin = await token_for(app, "admin", Role.admin)
         now = int(time.time())
         secret = app.state.runtime.secret_key
@@ -275,9 +282,8 @@ async def test_a_socket_without_a_valid_token_is_refused(
 async def test_a_socket_closes_when_its_token_expires_between_rechecks(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    settings = make_settings(test_db.url, tmp_path, auth={"socket_recheck_seconds": 600})
-    app = create_app(settings, scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path, auth={"socket_recheck_seconds": 600}) as served:
+        app = served.app
         viewer = await token_for(app, "viewer", Role.viewer)
         claims = jwt.decode(viewer, options={"verify_signature": False})
         now = int(time.time())
@@ -296,8 +302,8 @@ async def test_a_socket_closes_when_its_token_expires_between_rechecks(
 async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_only(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    app = create_app(make_settings(test_db.url, tmp_path), scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path) as served:
+        app = served.app
         admin = await token_for(app, "admin", Role.admin)
         group = await new_group(served.http, admin)
         signed_in = await served.http.post(
@@ -325,9 +331,8 @@ async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_
 async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    settings = make_settings(test_db.url, tmp_path, auth={"socket_recheck_seconds": 0.3})
-    app = create_app(settings, scheduler=False)
-    async with serve(app) as served:
+    async with served_app(test_db, tmp_path, auth={"socket_recheck_seconds": 0.3}) as served:
+        app = served.app
         runtime = app.state.runtime
         admin = await token_for(app, "admin", Role.admin)
         viewer = await token_for(app, "viewer", Role.viewer)
