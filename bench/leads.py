@@ -291,8 +291,8 @@ async def realtime_page(db: TempDatabase, runs: int) -> tuple[list[float], list[
 async def time_recalibration(db: TempDatabase) -> tuple[float, int, int, int]:
     """Seconds, drift count, groups and accounts checked of one `recalibrate()` run."""
     from tallyhub.core.db import Database
+    from tallyhub.leads.config import LeadsSettings
     from tallyhub.leads.service import recalibrate
-    from tallyhub.settings import LeadsSettings
 
     database = Database(db.url)
     try:

@@ -9,13 +9,14 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import tallyhub.clicks.models
-import tallyhub.core.auth
-import tallyhub.core.jobs
-import tallyhub.core.recalibration
-import tallyhub.leads.models  # noqa: F401
-from tallyhub.core.db import Base
+from tallyhub.core import auth, recalibration
+from tallyhub.core.columns import Base
+from tallyhub.core.jobs import runner
+from tallyhub.domains import DOMAINS
 from tallyhub.settings import get_settings
+
+# Every table: core's (users, job runs, recalibration runs) and each domain's models.
+TABLE_MODULES = (auth, runner, recalibration, *(domain.models for domain in DOMAINS))
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

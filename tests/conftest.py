@@ -30,8 +30,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tallyhub import migrate
 from tallyhub.app import create_app
 from tallyhub.core.auth import Role, create_user
-from tallyhub.core.db import Base, Database
+from tallyhub.core.columns import Base
+from tallyhub.core.db import Database
+from tallyhub.domains import register_jobs
 from tallyhub.settings import Settings
+
+register_jobs()  # the registry as every process has it
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 POSTGRES_URL = os.environ.get(

@@ -10,30 +10,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tallyhub import __version__
-from tallyhub.clicks import api as clicks_api
-from tallyhub.clicks import jobs as clicks_jobs  # noqa: F401  (registers the domain's jobs)
 from tallyhub.core import auth, metrics
-from tallyhub.core import jobs as core_jobs
-from tallyhub.core.auth import FailureLimiter
+from tallyhub.core.config import CoreSettings
 from tallyhub.core.http import HotPathsApp, error_body, install_error_handlers
-from tallyhub.core.jobs import JobRunner
+from tallyhub.core.jobs import api as jobs_api
+from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Extension, Runtime
-from tallyhub.leads import api as leads_api
-from tallyhub.leads import jobs as leads_jobs  # noqa: F401  (registers the domain's jobs)
-from tallyhub.settings import Settings, get_settings
+from tallyhub.domains import DOMAINS, register_jobs
+from tallyhub.settings import get_settings
 from tallyhub.web import pages
-
-DOMAIN_LIFESPANS: list[Extension] = [leads_api.lifespan, clicks_api.lifespan]
-
-
-@asynccontextmanager
-async def _auth_parts(runtime: Runtime) -> AsyncIterator[None]:
-    limits = runtime.settings.auth
-    runtime.parts["auth.login_limiter"] = FailureLimiter(
-        "login", limits.failed_code_limit, limits.failed_code_window_seconds, runtime.redis
-    )
-    yield
 
 
 @asynccontextmanager
@@ -45,13 +31,24 @@ async def _scheduler(runtime: Runtime) -> AsyncIterator[None]:
         yield
 
 
-def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> FastAPI:
+def _mount_domains(app: HotPathsApp, settings: CoreSettings) -> None:
+    """Each domain's first routes ahead of the routing table, its routers, its hot paths."""
+    for domain in DOMAINS:
+        app.router.routes[0:0] = domain.first_routes(settings)
+        for router in domain.routers:
+            app.include_router(router)
+        app.hot_paths.update(domain.hot_paths)
+
+
+def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(
         json=settings.log_json if settings.log_json is not None else settings.env == "production"
     )
+    register_jobs()
     runtime = Runtime.build(settings)
-    extensions: list[Extension] = [_auth_parts, *DOMAIN_LIFESPANS]
+    extensions: list[Extension] = [auth.lifespan]
+    extensions += [domain.lifespan for domain in DOMAINS if domain.lifespan is not None]
     if scheduler:
         extensions.append(_scheduler)
 
@@ -77,11 +74,8 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> F
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(auth.router)
-    app.include_router(core_jobs.router)
-    for router in leads_api.routers:
-        app.include_router(router)
-    clicks_api.mount(app, settings)
-    app.hot_paths = {**leads_api.hot_paths, **clicks_api.hot_paths}
+    app.include_router(jobs_api.router)
+    _mount_domains(app, settings)
     app.include_router(pages.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

@@ -16,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub import migrate
 from tallyhub.core.auth import Role, create_user
-from tallyhub.core.jobs import REGISTRY, JobRun, JobRunner
+from tallyhub.core.config import CoreSettings
+from tallyhub.core.jobs.registry import REGISTRY
+from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Runtime
-from tallyhub.settings import Settings, get_settings, serving_defaults
+from tallyhub.domains import register_jobs
+from tallyhub.settings import get_settings, serving_defaults
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ app.add_typer(demo_app, name="demo")
 console = Console()
 
 
-def _settings() -> Settings:
+def _settings() -> CoreSettings:
     settings = get_settings()
     if settings.database_url.startswith("sqlite"):
         settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -44,8 +47,7 @@ def _settings() -> Settings:
 
 
 def _with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
-    import tallyhub.app  # noqa: F401  (registers every domain's jobs and models)
-
+    register_jobs()
     settings = _settings()
     configure_logging(json=settings.env == "production", level="WARNING")
 
@@ -130,9 +132,9 @@ def _reuse_port_socket(family: socket.AddressFamily, address: tuple[str, int]) -
 
 
 def _celery() -> Any:
-    import tallyhub.app  # noqa: F401  (registers every domain's jobs)
-    from tallyhub.core.celery_runner import celery_app
+    from tallyhub.core.jobs.celery_runner import celery_app
 
+    register_jobs()
     return celery_app(_settings())
 
 
@@ -171,7 +173,7 @@ async def _create(session: AsyncSession, username: str, password: str, role: Rol
 @jobs_app.command("list")
 def jobs_list() -> None:
     """Registered jobs and their schedules."""
-    import tallyhub.app  # noqa: F401
+    register_jobs()
 
     table = Table("job", "schedule", "description")
     for spec in sorted(REGISTRY.values(), key=lambda s: s.name):

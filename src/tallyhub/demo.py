@@ -14,7 +14,7 @@ from tallyhub.clicks import schemas as click_schemas
 from tallyhub.clicks import service as clicks
 from tallyhub.clicks.models import Campaign
 from tallyhub.core.auth import Principal, Role, User, create_user
-from tallyhub.core.db import utcnow
+from tallyhub.core.columns import utcnow
 from tallyhub.core.runtime import Runtime
 from tallyhub.leads import schemas as lead_schemas
 from tallyhub.leads import service as leads

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
+from tallyhub.clicks import wiring
 from tallyhub.clicks.models import Member, Message
 from tallyhub.core.auth import Role
 from tests.clicks.helpers import (
@@ -267,7 +268,7 @@ async def test_dedup_window_counts_a_double_click_once(harness: Harness) -> None
     admin = await harness.user("admin", Role.admin)
     c = await make_campaign(harness, admin)
     clock = FakeClock()
-    harness.runtime.parts["clicks.tracker"].dedup.clock = clock
+    wiring.parts(harness.runtime).tracker.dedup.clock = clock
     dedup_before = metric("track_dedup_total")
 
     assert (await click(harness, cid=c["id"], uid="U1")).status_code == 302

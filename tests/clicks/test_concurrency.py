@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tallyhub.clicks import service
+from tallyhub.clicks import service, wiring
 from tallyhub.core.auth import Role
 from tests.clicks.helpers import campaign, click, make_campaign, summary_of, users
 from tests.conftest import Harness
@@ -40,7 +40,7 @@ async def racing_apps(mode: str, main: Harness, factory: Any) -> AsyncIterator[l
             for _ in range(2)
         ]
         yield apps
-        spooled = [app.runtime.parts["clicks.spool"].stats().events for app in apps]
+        spooled = [wiring.parts(app.runtime).spool.stats().events for app in apps]
     # Every click was committed directly: none had to fall back to the spool.
     assert spooled == [0, 0]
 

@@ -14,8 +14,9 @@ from tallyhub.clicks.models import (
     ClickSummaryTag,
 )
 from tallyhub.core.auth import Role
-from tallyhub.core.db import utcnow
-from tallyhub.core.jobs import REGISTRY, JobRun, JobRunner
+from tallyhub.core.columns import utcnow
+from tallyhub.core.jobs.registry import REGISTRY
+from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tests.clicks.helpers import campaign, click, make_campaign, summary_of, users
 from tests.conftest import TestDatabase
 

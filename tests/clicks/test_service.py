@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tallyhub.clicks.api import Tracker, _tags, _tags_cached, _unquote_cached
 from tallyhub.clicks.service.tracking import (
     EventIds,
     Refused,
@@ -19,6 +18,7 @@ from tallyhub.clicks.service.tracking import (
     sign_link,
     verify_link,
 )
+from tallyhub.clicks.track import Tracker, _tags, _tags_cached, _unquote_cached
 
 
 def test_normalize_tags_seed_cases() -> None:

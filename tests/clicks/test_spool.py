@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from tallyhub.clicks import wiring
 from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickEvent
 from tallyhub.core.auth import Role
-from tallyhub.core.jobs import JobRun, JobRunner
+from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tests.clicks.helpers import campaign, click, make_campaign, metric, summary_of, users
 from tests.conftest import Harness, TestDatabase
 
@@ -116,7 +117,7 @@ async def test_database_outage_spools_clicks_and_replay_counts_them_exactly(
         unsigned = await click(h, cid=quiet["id"], to="https://elsewhere.example/")
         assert unsigned.status_code == 503
         assert (await click(h, **signed, uid="U0")).status_code == 302
-        spool = h.runtime.parts["clicks.spool"]
+        spool = wiring.parts(h.runtime).spool
         assert spool.stats().events == 21
         assert metric("track_spooled_total") - spooled_before == 21
 
@@ -158,7 +159,7 @@ async def test_a_click_whose_batch_is_late_is_spooled_and_counted_once(
         admin = await h.user("admin", Role.admin)
         c = await make_campaign(h, admin)
         assert (await click(h, cid=c["id"], uid="U1", tag="A")).status_code == 302
-        spool = h.runtime.parts["clicks.spool"]
+        spool = wiring.parts(h.runtime).spool
         timeouts = metric("track_errors_total", operation="write", error_type="TimeoutError")
 
         async with h.runtime.db.engine.connect() as holder:
@@ -171,7 +172,7 @@ async def test_a_click_whose_batch_is_late_is_spooled_and_counted_once(
             assert response.status_code == 302, response.text
             assert waited < 5, waited  # the timeout answered, not the lock
             assert spool.stats().events == 1
-            assert h.runtime.parts["clicks.recorder"].uncertain  # may be recorded twice
+            assert wiring.parts(h.runtime).recorder.uncertain  # may be recorded twice
             await holder.rollback()  # the row is free: the late batch commits
 
         assert metric("track_errors_total", operation="write", error_type="TimeoutError") == (
@@ -200,7 +201,7 @@ async def test_replay_is_idempotent_and_keeps_what_it_cannot_apply(
     async with harness_factory(test_db) as h:
         admin = await h.user("admin", Role.admin)
         c = await make_campaign(h, admin)
-        spool = h.runtime.parts["clicks.spool"]
+        spool = wiring.parts(h.runtime).spool
         at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
         def event(event_id: str, campaign_id: int = c["id"]) -> ClickEvent:

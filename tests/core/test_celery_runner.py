@@ -14,9 +14,10 @@ import redis
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import select
 
-from tallyhub.core.celery_runner import TASK, celery_app
 from tallyhub.core.db import Database
-from tallyhub.core.jobs import REGISTRY, JobRun, job
+from tallyhub.core.jobs.celery_runner import TASK, celery_app
+from tallyhub.core.jobs.registry import REGISTRY, job
+from tallyhub.core.jobs.runner import JobRun
 from tallyhub.core.runtime import Runtime
 from tests.conftest import TestDatabase, make_settings, unavailable
 
@@ -31,6 +32,8 @@ def counted_job() -> Iterator[list[str]]:
     async def counted(runtime: Runtime) -> dict[str, Any]:
         calls.append(runtime.settings.database_url)
         return {"calls": len(calls)}
+
+    REGISTRY.add(counted)
 
     yield calls
     REGISTRY.pop("test.celery_counted", None)

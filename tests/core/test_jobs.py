@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from tallyhub.core import jobs as core_jobs
 from tallyhub.core.auth import Role
-from tallyhub.core.http import NotFound
-from tallyhub.core.jobs import REGISTRY, JobFunction, JobRun, JobRunner, _to_the_end, job
+from tallyhub.core.errors import NotFound
+from tallyhub.core.jobs.registry import REGISTRY, JobFunction, JobSpec, job
+from tallyhub.core.jobs.runner import JobRun, JobRunner, _to_the_end
 from tallyhub.core.runtime import Runtime
 from tests.conftest import Harness, TestDatabase, make_settings
 
-Register = Callable[..., Callable[[JobFunction], JobFunction]]
+Register = Callable[..., Callable[[JobFunction], JobSpec]]
 SLOT = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)  # a slot of a cron job, run by hand in tests
 
 
@@ -35,10 +35,16 @@ def register() -> Iterator[Register]:
     """`@register("test.name", cron=...)`: a job that exists for this test only."""
     names: list[str] = []
 
-    def decorator(name: str, **schedule: Any) -> Callable[[JobFunction], JobFunction]:
+    def decorator(name: str, **schedule: Any) -> Callable[[JobFunction], JobSpec]:
         assert name.startswith("test."), "test jobs are named test.*"
         names.append(name)
-        return job(name, **schedule)
+
+        def declare(function: JobFunction) -> JobSpec:
+            spec = job(name, **schedule)(function)
+            REGISTRY.add(spec)
+            return spec
+
+        return declare
 
     yield decorator
     for name in names:
@@ -48,9 +54,8 @@ def register() -> Iterator[Register]:
 def only_test_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     """From now on the registry holds this test's jobs only (a catch-up or a recovery
     would otherwise run the domains' real jobs too)."""
-    monkeypatch.setattr(
-        core_jobs, "REGISTRY", {k: v for k, v in REGISTRY.items() if k.startswith("test.")}
-    )
+    for name in [name for name in REGISTRY if not name.startswith("test.")]:
+        monkeypatch.delitem(REGISTRY, name)
 
 
 @asynccontextmanager
@@ -368,7 +373,8 @@ async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
 
 KILLED_CHILD = f"""
 import asyncio
-from tallyhub.core.jobs import JobRunner, job
+from tallyhub.core.jobs.registry import REGISTRY, job
+from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.core.runtime import Runtime
 from tallyhub.settings import Settings
 
@@ -377,6 +383,8 @@ async def slow(runtime):
     print("running", flush=True)
     await asyncio.sleep(600)
     return {{}}
+
+REGISTRY.add(slow)
 
 asyncio.run(JobRunner(Runtime.build(Settings())).run_scheduled("test.killed_for_real"))
 """

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tallyhub.core.auth import FailureLimiter, Role, create_user
-from tallyhub.core.http import TooManyRequests, Unauthorized
+from tallyhub.core.errors import TooManyRequests, Unauthorized
 from tests.conftest import TestDatabase
 
 

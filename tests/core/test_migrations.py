@@ -16,9 +16,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import make_url
 
-import tallyhub.app  # noqa: F401  (imports every domain's models into Base.metadata)
+import tallyhub.domains  # noqa: F401  (imports every domain's models into Base.metadata)
 from tallyhub import migrate
-from tallyhub.core.db import Base, Database
+from tallyhub.core.columns import Base
+from tallyhub.core.db import Database
 from tests.conftest import RUN_ID, SERVERS, _admin_execute, unavailable
 
 BEFORE_LEASES = "7c2e9d41a0b3"  # the revision before job_runs got its lease

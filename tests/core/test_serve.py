@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from tallyhub.cli import _ReusePortListener
-from tallyhub.settings import ClickBatchSettings, Settings, serving_defaults
+from tallyhub.clicks.config import ClickBatchSettings
+from tallyhub.settings import Settings, serving_defaults
 
 
 def _free_port() -> int:

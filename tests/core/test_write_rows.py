@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, select
 
-from tallyhub.core.db import Database, RowSet, UTCDateTime, custom_plans, write_rows
+from tallyhub.core.bulk import RowSet, write_rows
+from tallyhub.core.columns import UTCDateTime
+from tallyhub.core.db import Database, custom_plans
 from tests.conftest import TestDatabase
 
 metadata = MetaData()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from tallyhub.core.auth import Role
-from tallyhub.core.jobs import JobRunner
+from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.leads.models import (
     GroupDailyStats,
     GroupStats,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tallyhub.clicks import service
-from tallyhub.clicks.api import RECORDER, SPOOL
+from tallyhub.clicks import service, wiring
+from tallyhub.clicks.config import clicks_settings
 from tallyhub.clicks.service.recording import TRACK_REPLAYED
-from tallyhub.core.jobs import job
-from tallyhub.core.recalibration import job_counts
+from tallyhub.core.jobs.registry import job
+from tallyhub.core.recalibration import RecalibrationRun, recalibration_job
 from tallyhub.core.runtime import Runtime
 
 
@@ -18,26 +18,31 @@ from tallyhub.core.runtime import Runtime
     description="Apply clicks spooled while the database was unreachable (idempotent)",
 )
 async def replay_spool(runtime: Runtime) -> dict[str, Any]:
-    # The API lifespan registers the live spool and recorder; a Celery worker has neither.
-    own: service.ClickSpool | None = runtime.parts.get(SPOOL)
+    # A serving process has a live spool and recorder; a Celery worker has neither.
+    serving = wiring.serving_parts(runtime)
     counts = await service.replay_spool(
         runtime.db,
         service.spool_directory(runtime.settings.var_dir),
-        chunk_size=runtime.settings.clicks.spool.replay_chunk,
-        own=own,
+        chunk_size=clicks_settings(runtime.settings).spool.replay_chunk,
+        own=serving.spool if serving is not None else None,
         on_event=lambda outcome: TRACK_REPLAYED.labels(outcome=outcome).inc(),
     )
-    recorder: service.ClickRecorder | None = runtime.parts.get(RECORDER)
-    if recorder is not None:
-        recorder.reset()  # the database answered: stop spooling straight away
+    if serving is not None:
+        serving.recorder.reset()  # the database answered: stop spooling straight away
     return counts
 
 
-@job(
+async def recalibrate_now(runtime: Runtime) -> RecalibrationRun:
+    return await service.recalibrate(
+        runtime.db, clicks_settings(runtime.settings).recalibration_chunk
+    )
+
+
+recalibrate = recalibration_job(
     "clicks.recalibrate",
+    recalibrate_now,
     cron="30 3 * * *",
     description="Recompute click counters, summaries and tag sets from the logs; fix drift",
 )
-async def recalibrate(runtime: Runtime) -> dict[str, Any]:
-    run = await service.recalibrate(runtime.db, runtime.settings.clicks.recalibration_chunk)
-    return job_counts(run)
+
+JOBS = (replay_spool, recalibrate)

@@ -26,9 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tallyhub.core.db import Base, UTCDateTime, utcnow
-
-BigId = BigInteger().with_variant(Integer, "sqlite")
+from tallyhub.core.columns import Base, BigId, UTCDateTime, utcnow
 
 INTERACTION_TYPES = ("image_click", "button_url", "carousel_click", "text_link", "rich_menu")
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tallyhub.core.daywindow import zone
+from tallyhub.core.daywindow import check_zone
 
 InteractionType = Literal["image_click", "button_url", "carousel_click", "text_link", "rich_menu"]
 
@@ -33,12 +33,6 @@ def _check_hosts(hosts: list[str] | None) -> list[str] | None:
     return out
 
 
-def _check_zone(value: str | None) -> str | None:
-    if value is not None:
-        zone(value)
-    return value
-
-
 # ---------------------------------------------------------------- campaigns
 
 
@@ -54,7 +48,7 @@ class CampaignCreate(BaseModel):
     owner_id: int | None = Field(None, description="Admins may create for another user")
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
-    _zone = field_validator("timezone")(_check_zone)
+    _zone = field_validator("timezone")(check_zone)
 
 
 class CampaignUpdate(BaseModel):
@@ -63,7 +57,7 @@ class CampaignUpdate(BaseModel):
     timezone: str | None = None
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
-    _zone = field_validator("timezone")(_check_zone)
+    _zone = field_validator("timezone")(check_zone)
 
 
 class Campaign(BaseModel):

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
 
 import jwt
@@ -35,16 +35,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tallyhub.core import metrics
-from tallyhub.core.db import Base, UTCDateTime, utcnow
-from tallyhub.core.http import (
-    BadRequest,
-    Conflict,
-    Forbidden,
-    Session,
-    TooManyRequests,
-    TransactionalRoute,
-    Unauthorized,
-)
+from tallyhub.core.columns import Base, UTCDateTime, utcnow
+from tallyhub.core.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
+from tallyhub.core.http import Session, TransactionalRoute
+
+if TYPE_CHECKING:
+    from tallyhub.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 _hasher = PasswordHasher()
@@ -346,6 +342,29 @@ class FailureLimiter:
 # ---------------------------------------------------------------- API
 
 
+@dataclass(frozen=True)
+class AuthParts:
+    """What sign-in keeps per process: its failed-attempt limiter."""
+
+    login_limiter: FailureLimiter
+
+
+@asynccontextmanager
+async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
+    limits = runtime.settings.auth
+    runtime.provide(
+        AuthParts(
+            FailureLimiter(
+                "login",
+                limits.failed_code_limit,
+                limits.failed_code_window_seconds,
+                runtime.redis,
+            )
+        )
+    )
+    yield
+
+
 class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
@@ -364,8 +383,8 @@ router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=TransactionalR
 
 async def _signed_in(request: Request, session: AsyncSession, username: str, password: str) -> User:
     """The user, after the failed-attempt limiter and the password check."""
-    runtime = request.app.state.runtime
-    limiter: FailureLimiter = runtime.parts["auth.login_limiter"]
+    runtime: Runtime = request.app.state.runtime
+    limiter = runtime.part(AuthParts).login_limiter
     address = request.client.host if request.client else "unknown"
     async with limiter.attempt(address):
         user = await session.scalar(select(User).where(User.username == username))

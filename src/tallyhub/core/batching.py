@@ -21,6 +21,7 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core import metrics
+from tallyhub.core.config import BatchSettings
 from tallyhub.core.db import Database, backoff, is_disconnect, is_lock_conflict, is_retryable
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,23 @@ class BatchWriter(Generic[E, R]):
         self._seconds = metrics.BATCH_COMMIT_SECONDS.labels(writer=name)
 
     # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def from_settings(
+        cls, name: str, db: Database, apply: ApplyBatch[E, R], settings: BatchSettings
+    ) -> BatchWriter[E, R]:
+        """A writer tuned by its domain's `batching` settings section."""
+        return cls(
+            name,
+            db,
+            apply,
+            enabled=settings.enabled,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            queue_size=settings.queue_size,
+            retries=settings.retries,
+            concurrency=settings.concurrency,
+        )
 
     async def start(self) -> None:
         if self._running:

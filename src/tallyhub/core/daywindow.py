@@ -24,6 +24,13 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}") from error
 
 
+def check_zone(value: str | None) -> str | None:
+    """A validator for a time-zone field: the name as given, once it is known (or None)."""
+    if value is not None:
+        zone(value)
+    return value
+
+
 def parse_reset_time(value: str) -> time:
     """'HH:MM' (24-hour) to a time; raises ValueError naming the bad value."""
     match = _HHMM.fullmatch(value)

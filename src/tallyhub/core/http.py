@@ -1,4 +1,5 @@
-"""The HTTP edge: one transaction per request, JSON errors, pagination.
+"""The HTTP edge: one transaction per request, domain errors as JSON, the query
+parameters of pages and day ranges.
 
 `TransactionalRoute` wraps every endpoint of a router: it opens the session, runs the
 endpoint, commits before the response leaves, and retries the whole request on a deadlock
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -17,13 +18,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from sqlalchemy import Select, exc, func, select
+from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tallyhub.core import metrics
 from tallyhub.core.db import Database, backoff, is_retryable
+from tallyhub.core.errors import BadRequest, DomainError
+from tallyhub.core.pagination import PageParams
 
 log = structlog.get_logger(__name__)
 
@@ -32,51 +35,7 @@ T = TypeVar("T")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-# ---------------------------------------------------------------- domain errors
-
-
-class DomainError(Exception):
-    """An error the client can act on; the edge turns it into JSON with `status`."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(
-        self, message: str, *, code: str | None = None, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.headers = headers
-
-
-class BadRequest(DomainError):
-    status, code = 400, "bad_request"
-
-
-class Unauthorized(DomainError):
-    status, code = 401, "unauthorized"
-
-
-class Forbidden(DomainError):
-    status, code = 403, "forbidden"
-
-
-class NotFound(DomainError):
-    status, code = 404, "not_found"
-
-
-class Conflict(DomainError):
-    status, code = 409, "conflict"
-
-
-class TooManyRequests(DomainError):
-    status, code = 429, "too_many_requests"
-
-
-class Unavailable(DomainError):
-    status, code = 503, "unavailable"
+# ---------------------------------------------------------------- errors as JSON
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -241,23 +200,7 @@ def _session(request: Request) -> AsyncSession:
 Session = Annotated[AsyncSession, Depends(_session)]
 
 
-# ---------------------------------------------------------------- pagination
-
-
-class Page(BaseModel, Generic[T]):
-    items: list[T]
-    total: int
-    page: int
-    page_size: int
-
-
-class PageParams(BaseModel):
-    page: int
-    page_size: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
+# ---------------------------------------------------------------- query parameters
 
 
 def _page_params(
@@ -287,16 +230,3 @@ def _day_range(
 
 
 Days = Annotated[DayRange, Depends(_day_range)]
-
-
-async def paginate(
-    session: AsyncSession, query: Select[tuple[T]], params: PageParams
-) -> tuple[list[T], int]:
-    """One page of an ORM query (already ordered) and the count of all its rows."""
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = await session.scalars(query.offset(params.offset).limit(params.page_size))
-    return list(rows), total or 0
-
-
-def page_of(items: Sequence[T], total: int, params: PageParams) -> Page[T]:
-    return Page[T](items=list(items), total=total, page=params.page, page_size=params.page_size)

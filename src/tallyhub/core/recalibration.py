@@ -17,16 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tallyhub.core.auth import AdminUser, CurrentUser
-from tallyhub.core.db import Base, Database, UTCDateTime, utcnow
-from tallyhub.core.http import (
-    Page,
-    PageParams,
-    Paging,
-    Session,
-    page_of,
-    paginate,
-    read_only_session,
-)
+from tallyhub.core.columns import Base, UTCDateTime, utcnow
+from tallyhub.core.db import Database
+from tallyhub.core.http import Paging, Session, read_only_session
+from tallyhub.core.jobs.registry import JobSpec, job
+from tallyhub.core.pagination import Page, PageParams, page_of, paginate
 from tallyhub.core.runtime import Runtime, runtime_of
 
 MAX_DRIFTS_KEPT = 1000  # a run records at most this many drifts; drift_count has them all
@@ -118,9 +113,21 @@ async def recalibrate_in_chunks(
     return await db.run(record)
 
 
-def job_counts(run: RecalibrationRun) -> dict[str, Any]:
-    """What a recalibration job records in its job run."""
-    return {"recalibration_id": run.id, **run.checked, "drifts": run.drift_count}
+def recalibration_job(
+    name: str,
+    recalibrate: Callable[[Runtime], Awaitable[RecalibrationRun]],
+    *,
+    cron: str,
+    description: str,
+) -> JobSpec:
+    """A domain's nightly recalibration: runs `recalibrate` and records in its job run
+    what it checked and how many drifts it corrected, with the recalibration's id."""
+
+    async def run(runtime: Runtime) -> dict[str, Any]:
+        done = await recalibrate(runtime)
+        return {"recalibration_id": done.id, **done.checked, "drifts": done.drift_count}
+
+    return job(name, cron=cron, description=description)(run)
 
 
 async def runs_page(

@@ -1,7 +1,9 @@
-"""What a running process holds: settings, the database, the realtime hub, writers.
+"""What a running process holds: settings, the database, the realtime hub, and what each
+domain built at start-up (its writers, spools, caches).
 
 One Runtime per process, built by app.py (or the CLI) and handed to routers through
-`request.app.state.runtime` and to jobs as their context.
+`request.app.state.runtime` and to jobs as their context. A domain's lifespan `provide()`s
+one object of its own type (its parts); its `wiring.py` reads it back, typed, with `part()`.
 """
 
 from __future__ import annotations
@@ -9,31 +11,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from redis.asyncio import Redis
 
+from tallyhub.core.config import CoreSettings
 from tallyhub.core.db import Database
 from tallyhub.core.realtime import Hub
-from tallyhub.settings import Settings
 
 Extension = Callable[["Runtime"], AbstractAsyncContextManager[None]]
+P = TypeVar("P")
 
 
 @dataclass
 class Runtime:
-    settings: Settings
+    settings: CoreSettings
     db: Database
     hub: Hub
     redis: Redis | None = None
     secret_key: str = ""
-    # Per-domain live objects (writers, caches), registered by the domain's lifespan.
-    parts: dict[str, Any] = field(default_factory=dict)
+    # What the domains' lifespans built, one object per type (see `provide`).
+    _parts: dict[type, Any] = field(default_factory=dict)
     _stack: AsyncExitStack | None = None
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: CoreSettings) -> Runtime:
         db = Database(
             settings.database_url,
             pool_size=settings.pool.size,
@@ -49,6 +52,23 @@ class Runtime:
             redis=redis,
             secret_key=settings.resolved_secret_key(),
         )
+
+    def provide(self, parts: object) -> None:
+        """Hold `parts` for this process, found again by its type."""
+        self._parts[type(parts)] = parts
+
+    def part(self, kind: type[P]) -> P:
+        """What was provided of type `kind`; a KeyError names what was not started."""
+        found: P | None = self._parts.get(kind)
+        if found is None:
+            raise KeyError(f"{kind.__name__} was not started in this process")
+        return found
+
+    def find(self, kind: type[P]) -> P | None:
+        """What was provided of type `kind`, or None in a process that has none (a job
+        worker has no HTTP-side parts)."""
+        found: P | None = self._parts.get(kind)
+        return found
 
     async def start(self, extensions: list[Extension]) -> None:
         self._stack = AsyncExitStack()

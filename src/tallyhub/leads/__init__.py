@@ -1,1 +1,14 @@
 """Lead intake: LINE account groups, incoming leads, dedup, daily counts (seed 000)."""
+
+from tallyhub.core.domain import Domain
+from tallyhub.leads import api, config, jobs, models, wiring
+
+DOMAIN = Domain(
+    name=config.NAME,
+    settings_model=config.LeadsSettings,
+    models=models,
+    routers=api.routers,
+    hot_paths=api.hot_paths,
+    lifespan=wiring.lifespan,
+    jobs=jobs.JOBS,
+)

@@ -2,104 +2,67 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
 from pydantic import ValidationError
-from starlette.websockets import WebSocketDisconnect
 
-from tallyhub.core import metrics, recalibration
+from tallyhub.core import recalibration
 from tallyhub.core.auth import (
     CurrentUser,
-    FailureLimiter,
-    SocketCredential,
     WriterUser,
 )
-from tallyhub.core.batching import BatchWriter
+from tallyhub.core.errors import DomainError, Forbidden, Unauthorized
 from tallyhub.core.http import (
     Days,
-    DomainError,
-    Forbidden,
-    Page,
     Paging,
     Session,
     TransactionalRoute,
-    Unauthorized,
-    page_of,
     plain_endpoint,
     read_only_session,
     validation_error_response,
 )
-from tallyhub.core.runtime import Runtime, runtime_of
-from tallyhub.leads import schemas, service
+from tallyhub.core.pagination import Page, page_of
+from tallyhub.core.realtime import push_topic
+from tallyhub.core.runtime import runtime_of
+from tallyhub.leads import jobs, schemas, service, wiring
 from tallyhub.leads.models import Group
 
 log = structlog.get_logger(__name__)
-
-WRITER = "leads.incoming_writer"
-LIMITER = "leads.code_limiter"
 
 ActivationCode = Annotated[
     str | None, Header(alias="X-Activation-Code", description="The group's activation code")
 ]
 
 
-@asynccontextmanager
-async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
-    """Start the group-commit writer for incoming leads; drain it on shutdown."""
-    batching = runtime.settings.leads.batching
-    hub = runtime.hub
-
-    async def apply(session: Any, events: Sequence[service.IncomingEvent]) -> Any:
-        return await service.apply_incoming(session, hub, events)
-
-    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = BatchWriter(
-        "leads.incoming",
-        runtime.db,
-        apply,
-        enabled=batching.enabled,
-        max_batch=batching.max_batch,
-        max_wait_ms=batching.max_wait_ms,
-        queue_size=batching.queue_size,
-        retries=batching.retries,
-        concurrency=batching.concurrency,
-    )
-    auth = runtime.settings.auth
-    runtime.parts[LIMITER] = FailureLimiter(
-        "activation_code", auth.failed_code_limit, auth.failed_code_window_seconds, runtime.redis
-    )
-    runtime.parts[WRITER] = writer
-    await writer.start()
-    try:
-        yield
-    finally:
-        await writer.stop()
-
-
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _limiter(request: Request) -> FailureLimiter:
-    limiter: FailureLimiter = runtime_of(request).parts[LIMITER]
-    return limiter
+@asynccontextmanager
+async def _code_attempt(request: Request, code: str | None) -> AsyncIterator[str]:
+    """The failed-attempt check every client endpoint shares: an address that failed too
+    often is refused before anything is judged; a missing code, or one the endpoint finds
+    wrong (Unauthorized from inside the block), counts as a failure."""
+    limiter = wiring.parts(runtime_of(request)).code_limiter
+    address = _address(request)
+    await limiter.check(address)
+    try:
+        if not code:
+            raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
+        yield code
+    except Unauthorized:
+        await limiter.failed(address)
+        raise
 
 
 async def _client_group(request: Request, session: Session, code: ActivationCode = None) -> Group:
     """The group whose activation code the client presents; failures are rate-limited."""
-    limiter = _limiter(request)
-    await limiter.check(_address(request))
-    try:
-        return await service.authenticate_client(session, code)
-    except Unauthorized:
-        await limiter.failed(_address(request))
-        raise
+    async with _code_attempt(request, code) as checked:
+        return await service.authenticate_client(session, checked)
 
 
 ClientGroup = Annotated[Group, Depends(_client_group)]
@@ -137,20 +100,12 @@ async def client_status(
 async def _submit(
     request: Request, code: str | None, reports: Sequence[schemas.IncomingReport]
 ) -> list[Any]:
-    limiter = _limiter(request)
-    await limiter.check(_address(request))
-    if not code:
-        await limiter.failed(_address(request))
-        raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
-    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = runtime_of(request).parts[
-        WRITER
-    ]
-    results = await writer.submit_many([service.make_event(code, r) for r in reports])
-    refusals = [r for r in results if isinstance(r, Unauthorized | Forbidden)]
-    if refusals and len(refusals) == len(results):
-        if isinstance(refusals[0], Unauthorized):
-            await limiter.failed(_address(request))
-        raise refusals[0]
+    writer = wiring.parts(runtime_of(request)).writer
+    async with _code_attempt(request, code) as checked:
+        results = await writer.submit_many([service.make_event(checked, r) for r in reports])
+        refusals = [r for r in results if isinstance(r, Unauthorized | Forbidden)]
+        if refusals and len(refusals) == len(results):
+            raise refusals[0]
     return results
 
 
@@ -193,21 +148,9 @@ async def client_incoming(request: Request) -> Response:
         body = schemas.IncomingReport.model_validate_json(await request.body())
     except ValidationError as error:
         return validation_error_response(error.errors(include_url=False))
-    limiter = _limiter(request)
-    address = _address(request)
-    await limiter.check(address)
-    code = request.headers.get("x-activation-code")
-    if not code:
-        await limiter.failed(address)
-        raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
-    writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = runtime_of(request).parts[
-        WRITER
-    ]
-    try:
+    writer = wiring.parts(runtime_of(request)).writer
+    async with _code_attempt(request, request.headers.get("x-activation-code")) as code:
         result = await writer.submit(service.make_event(code, body))
-    except Unauthorized:
-        await limiter.failed(address)
-        raise
     return Response(result.model_dump_json(), media_type="application/json")
 
 
@@ -337,12 +280,7 @@ async def group_incoming(
     return page_of([schemas.IncomingLogOut.model_validate(r) for r in rows], total, paging)
 
 
-recalibration.add_routes(
-    admin,
-    "leads",
-    lambda runtime: service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk),
-    counters="counter",
-)
+recalibration.add_routes(admin, "leads", jobs.recalibrate_now, counters="counter")
 
 
 # ---------------------------------------------------------------- live push
@@ -355,71 +293,7 @@ live = APIRouter(tags=["leads: live"])
 async def leads_socket(websocket: WebSocket, token: str = "") -> None:
     """Pushes `group_stats` and `account_stats` messages after each committed change to a
     group the signed-in user may see."""
-    runtime: Runtime = websocket.app.state.runtime
-    try:
-        credential = SocketCredential.of(websocket, token)
-        async with runtime.db.transaction(readonly=True) as session:
-            principal = await credential.principal(session, runtime.secret_key)
-    except Unauthorized as refused:
-        await websocket.close(code=4401, reason=refused.message)
-        return
-    await websocket.accept()
-    subscription = runtime.hub.subscribe(service.TOPIC, lambda m: principal.owns(m.get("owner_id")))
-    metrics.WS_CONNECTIONS.inc()
-
-    async def forward() -> None:
-        while True:
-            message = await subscription.queue.get()
-            await websocket.send_text(
-                json.dumps({k: v for k, v in message.items() if k != "owner_id"})
-            )
-
-    async def receive() -> None:
-        with suppress(WebSocketDisconnect):  # the client leaving is the normal end
-            while True:
-                await websocket.receive_text()
-
-    async def recheck() -> str:
-        """Why the sign-in no longer holds (the token expired, the user was disabled, or
-        the account changed), once it doesn't: checked every recheck interval, and at
-        the token's expiry if that comes first."""
-        interval = runtime.settings.auth.socket_recheck_seconds
-        while True:
-            left = credential.expires_at - time.time()
-            await asyncio.sleep(max(0.0, min(interval, left + 0.05)))
-            try:
-                async with runtime.db.transaction(readonly=True) as session:
-                    now = await credential.principal(session, runtime.secret_key)
-            except Unauthorized as ended:
-                return ended.message
-            except Exception:  # the database out of reach: keep the socket, try again
-                log.warning("ws.recheck_failed", exc_info=True)
-                continue
-            if now != principal:
-                return "the account changed; reconnect"
-
-    receiver = asyncio.create_task(receive())
-    sender = asyncio.create_task(forward())
-    checker = asyncio.create_task(recheck())
-    tasks = (receiver, sender, checker)
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task.exception() is not None:
-                log.error("ws.failed", exc_info=task.exception())
-        if checker in done and checker.exception() is None:
-            # Closed here only, after receiving and sending have stopped: the client signs
-            # in or reconnects anew.
-            receiver.cancel()
-            sender.cancel()
-            await asyncio.gather(receiver, sender, return_exceptions=True)
-            await websocket.close(code=4401, reason=checker.result())
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        runtime.hub.unsubscribe(subscription)
-        metrics.WS_CONNECTIONS.dec()
+    await push_topic(websocket, token, service.TOPIC)
 
 
 routers = [hot, client, admin, live]

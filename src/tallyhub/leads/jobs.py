@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tallyhub.core.jobs import job
-from tallyhub.core.recalibration import job_counts
+from tallyhub.core.recalibration import RecalibrationRun, recalibration_job
 from tallyhub.core.runtime import Runtime
 from tallyhub.leads import service
+from tallyhub.leads.config import leads_settings
 
 
-@job(
+async def recalibrate_now(runtime: Runtime) -> RecalibrationRun:
+    return await service.recalibrate(
+        runtime.db, leads_settings(runtime.settings).recalibration_chunk
+    )
+
+
+recalibrate = recalibration_job(
     "leads.recalibrate",
+    recalibrate_now,
     cron="0 3 * * *",
     description="Recompute all lead counters from the logs and correct drift",
 )
-async def recalibrate(runtime: Runtime) -> dict[str, Any]:
-    run = await service.recalibrate(runtime.db, runtime.settings.leads.recalibration_chunk)
-    return job_counts(run)
+
+JOBS = (recalibrate,)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from tallyhub.core.daywindow import parse_reset_time, zone
+from tallyhub.core.daywindow import check_zone, parse_reset_time
 
 DedupScope = Literal["current", "global"]
 PlatformType = Literal["line", "line_business"]
@@ -17,12 +17,6 @@ OnlineStatus = Literal["online", "offline"]
 def _check_reset(value: str | None) -> str | None:
     if value is not None:
         parse_reset_time(value)
-    return value
-
-
-def _check_zone(value: str | None) -> str | None:
-    if value is not None:
-        zone(value)
     return value
 
 
@@ -42,7 +36,7 @@ class GroupCreate(BaseModel):
     owner_id: int | None = Field(None, description="Admins may create for another user")
 
     _reset = field_validator("reset_time")(_check_reset)
-    _zone = field_validator("timezone")(_check_zone)
+    _zone = field_validator("timezone")(check_zone)
 
 
 class GroupUpdate(BaseModel):
@@ -55,7 +49,7 @@ class GroupUpdate(BaseModel):
     account_limit: int | None = Field(None, ge=0)
 
     _reset = field_validator("reset_time")(_check_reset)
-    _zone = field_validator("timezone")(_check_zone)
+    _zone = field_validator("timezone")(check_zone)
 
 
 class Group(BaseModel):

@@ -30,8 +30,9 @@ from tallyhub.clicks.service.tracking import (
     sign_link,
 )
 from tallyhub.core.auth import Principal, Role
-from tallyhub.core.db import utcnow
-from tallyhub.core.http import BadRequest, NotFound, PageParams, paginate
+from tallyhub.core.columns import utcnow
+from tallyhub.core.errors import BadRequest, NotFound
+from tallyhub.core.pagination import PageParams, paginate
 
 # ---------------------------------------------------------------- campaigns
 

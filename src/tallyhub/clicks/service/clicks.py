@@ -48,9 +48,11 @@ from tallyhub.clicks.service.summaries import (
     table_of,
     tag_strings,
 )
+from tallyhub.core.bulk import RowSet, bucketed, write_rows
+from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date
-from tallyhub.core.db import RowSet, after_commit, bucketed, custom_plans, utcnow, write_rows
-from tallyhub.core.http import NotFound
+from tallyhub.core.db import after_commit, custom_plans
+from tallyhub.core.errors import NotFound
 
 RECORDED = "recorded"
 ALREADY_RECORDED = "already_recorded"

@@ -44,7 +44,7 @@ from tallyhub.clicks.models import (
     Message,
 )
 from tallyhub.clicks.service.summaries import SummaryKey, SummaryMoves, table_of
-from tallyhub.core.db import RowSet, unnest_arrays
+from tallyhub.core.bulk import RowSet, unnest_arrays
 
 OUT_OF_ORDER = "tallyhub: tag first seen before the newest stored one"
 

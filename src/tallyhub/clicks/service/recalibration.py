@@ -27,7 +27,8 @@ from tallyhub.clicks.models import (
 )
 from tallyhub.clicks.service.summaries import SummaryKey, rebuild_tag_strings, tag_rows
 from tallyhub.clicks.service.tracking import normalize_tags
-from tallyhub.core.db import Database, utcnow
+from tallyhub.core.columns import utcnow
+from tallyhub.core.db import Database
 from tallyhub.core.recalibration import ChunkResult, RecalibrationRun, drift, recalibrate_in_chunks
 
 

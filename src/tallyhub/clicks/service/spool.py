@@ -28,7 +28,8 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.clicks.service.clicks import ClickEvent, apply_clicks
-from tallyhub.core.db import Database, utcnow
+from tallyhub.core.columns import utcnow
+from tallyhub.core.db import Database
 
 log = structlog.get_logger(__name__)
 

@@ -18,7 +18,8 @@ from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
-from tallyhub.core.db import RowSet, bucketed, utcnow
+from tallyhub.core.bulk import RowSet, bucketed
+from tallyhub.core.columns import utcnow
 
 if TYPE_CHECKING:
     from tallyhub.clicks.service.clicks import ClickEvent

@@ -11,17 +11,18 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.core.auth import Principal
+from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.db import after_commit, utcnow
-from tallyhub.core.http import (
+from tallyhub.core.db import after_commit
+from tallyhub.core.errors import (
     BadRequest,
     Conflict,
     DomainError,
     Forbidden,
     NotFound,
-    PageParams,
     Unauthorized,
 )
+from tallyhub.core.pagination import PageParams
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
 from tallyhub.leads.models import (

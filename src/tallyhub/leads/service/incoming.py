@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tallyhub.core.bulk import RowSet, bucketed, write_rows
+from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.db import RowSet, after_commit, bucketed, utcnow, write_rows
-from tallyhub.core.http import DomainError, NotFound, Unauthorized
+from tallyhub.core.db import after_commit
+from tallyhub.core.errors import DomainError, NotFound, Unauthorized
 from tallyhub.core.realtime import Hub
 from tallyhub.leads import schemas
 from tallyhub.leads.models import (

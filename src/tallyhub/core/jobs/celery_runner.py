@@ -11,9 +11,10 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from tallyhub.core.jobs import REGISTRY, JobRunner, JobSpec
+from tallyhub.core.config import CoreSettings
+from tallyhub.core.jobs.registry import REGISTRY, JobSpec
+from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.core.runtime import Runtime
-from tallyhub.settings import Settings
 
 TASK = "tallyhub.run_job"
 
@@ -32,7 +33,7 @@ def _schedule(spec: JobSpec, tz: str) -> Any:
     )
 
 
-async def _run(settings: Settings, name: str) -> int | None:
+async def _run(settings: CoreSettings, name: str) -> int | None:
     runtime = Runtime.build(settings)
     try:
         return await JobRunner(runtime).run_scheduled(name)
@@ -40,7 +41,7 @@ async def _run(settings: Settings, name: str) -> int | None:
         await runtime.stop()
 
 
-def celery_app(settings: Settings) -> Celery:
+def celery_app(settings: CoreSettings) -> Celery:
     if not settings.redis_url:
         raise RuntimeError("TALLYHUB_SCHEDULER=celery needs TALLYHUB_REDIS_URL (the broker)")
     app = Celery("tallyhub", broker=settings.redis_url)

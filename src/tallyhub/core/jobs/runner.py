@@ -1,41 +1,22 @@
-"""Scheduled jobs: a registry, run slots claimed once, run history, and runners.
-
-A job is an async function of the Runtime registered next to its domain code with
-`@job("leads.recalibrate", cron="0 3 * * *")`. Before running, a runner claims the slot
-(job name, scheduled time) by inserting a unique `job_runs` row; a second scheduler or
-worker trying the same slot gets nothing. The row records status, timing, error and the
-job's own counts. Missed slots within the grace window run once at start.
-
-A claim is a lease: while the job runs, its runner renews `heartbeat_at` every third of
-`job_lease_seconds`. A process killed mid-run (a deploy, the OOM killer) leaves a
-`running` row whose lease lapses; one stopped at shutdown marks its run `interrupted`.
-The job `core.recover_runs` (every 30 s, on every runner) runs such a slot again as the
-next attempt while it is still its job's latest (at most MAX_ATTEMPTS in all), and marks
-the others `abandoned`; the catch-up at start takes over its slots the same way.
-A runner whose slot was taken over (it stalled past its lease) stops its job and records
-nothing. Leases compare the clocks of the hosts that write them: keep them in sync (NTP),
-well within a third of the lease.
-"""
+"""Running jobs: slots claimed once, leases renewed while a run lasts, run history, the
+embedded scheduler, and the core jobs that prune and recover runs."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from croniter import croniter
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
     JSON,
     Index,
@@ -54,80 +35,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from tallyhub.core import metrics
-from tallyhub.core.auth import AdminUser, CurrentUser
+from tallyhub.core.columns import Base, UTCDateTime, utcnow
 from tallyhub.core.daywindow import zone
-from tallyhub.core.db import Base, UTCDateTime, utcnow
-from tallyhub.core.http import (
-    Conflict,
-    NotFound,
-    Page,
-    Paging,
-    Session,
-    TransactionalRoute,
-    page_of,
-    paginate,
-    read_only_session,
-)
+from tallyhub.core.errors import NotFound
+from tallyhub.core.jobs.registry import REGISTRY, job
 from tallyhub.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-JobFunction = Callable[[Runtime], Awaitable[dict[str, Any]]]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    name: str
-    function: JobFunction
-    cron: str | None = None
-    every_seconds: int | None = None
-    description: str = ""
-
-    @property
-    def schedule(self) -> str:
-        return self.cron if self.cron else f"every {self.every_seconds} s"
-
-    def last_slot(self, now: datetime, tz: str) -> datetime:
-        """The latest scheduled time at or before `now` (UTC)."""
-        if self.every_seconds:
-            epoch = int(now.timestamp()) // self.every_seconds * self.every_seconds
-            return datetime.fromtimestamp(epoch, UTC)
-        assert self.cron is not None
-        local = now.astimezone(zone(tz)) + timedelta(microseconds=1)
-        prev: datetime = croniter(self.cron, local).get_prev(datetime)
-        return prev.astimezone(UTC)
-
-    def next_slot(self, now: datetime, tz: str) -> datetime:
-        if self.every_seconds:
-            return self.last_slot(now, tz) + timedelta(seconds=self.every_seconds)
-        assert self.cron is not None
-        nxt: datetime = croniter(self.cron, now.astimezone(zone(tz))).get_next(datetime)
-        return nxt.astimezone(UTC)
-
-
-REGISTRY: dict[str, JobSpec] = {}
-
-
-def job(
-    name: str, *, cron: str | None = None, every_seconds: int | None = None, description: str = ""
-) -> Callable[[JobFunction], JobFunction]:
-    if (cron is None) == (every_seconds is None):
-        raise ValueError(f"job {name}: give exactly one of cron= or every_seconds=")
-    if cron is not None and not croniter.is_valid(cron):
-        raise ValueError(f"job {name}: invalid cron expression {cron!r}")
-
-    def register(function: JobFunction) -> JobFunction:
-        REGISTRY[name] = JobSpec(
-            name,
-            function,
-            cron,
-            every_seconds,
-            description or (function.__doc__ or "").strip().split("\n")[0],
-        )
-        return function
-
-    return register
 
 
 class JobRun(Base):
@@ -526,91 +442,4 @@ async def recover_runs(runtime: Runtime) -> dict[str, Any]:
     return await JobRunner(runtime).recover()
 
 
-# ---------------------------------------------------------------- API
-
-
-class JobOut(BaseModel):
-    name: str
-    schedule: str
-    description: str
-    next_run_at: datetime
-    last_run: JobRunOut | None = None
-
-
-class JobRunOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    job_name: str
-    scheduled_for: datetime
-    trigger: str
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    duration_ms: int | None
-    error: str | None
-    counts: dict[str, Any] | None
-    attempt: int
-    heartbeat_at: datetime
-
-
-JobOut.model_rebuild()
-
-router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=TransactionalRoute)
-
-
-@router.get("", summary="Registered jobs with their schedule, next run and last run")
-async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[JobOut]:
-    tz = request.app.state.runtime.settings.timezone
-    latest = select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
-    last_runs = {
-        r.job_name: r for r in await session.scalars(select(JobRun).where(JobRun.id.in_(latest)))
-    }
-    now = utcnow()
-    return [
-        JobOut(
-            name=spec.name,
-            schedule=spec.schedule,
-            description=spec.description,
-            next_run_at=spec.next_slot(now, tz),
-            last_run=JobRunOut.model_validate(last_runs[spec.name])
-            if spec.name in last_runs
-            else None,
-        )
-        for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
-    ]
-
-
-@router.get("/runs", summary="Run history, newest first")
-async def list_runs(
-    session: Session,
-    _: CurrentUser,
-    paging: Paging,
-    job: Annotated[str | None, Query(description="Only this job")] = None,
-    status: Annotated[
-        str | None, Query(pattern="^(running|succeeded|failed|abandoned|interrupted)$")
-    ] = None,
-) -> Page[JobRunOut]:
-    query = select(JobRun)
-    if job:
-        query = query.where(JobRun.job_name == job)
-    if status:
-        query = query.where(JobRun.status == status)
-    rows, total = await paginate(
-        session, query.order_by(JobRun.started_at.desc(), JobRun.id.desc()), paging
-    )
-    return page_of([JobRunOut.model_validate(r) for r in rows], total, paging)
-
-
-@router.post("/{name}/run", summary="Run a job now (admin)")
-@read_only_session
-async def run_job(name: str, request: Request, _: AdminUser) -> JobRunOut:
-    runtime: Runtime = request.app.state.runtime
-    if name not in REGISTRY:
-        raise NotFound(f"no job named {name!r}", code="job_not_found")
-    run_id = await JobRunner(runtime).run(name)
-    if run_id is None:  # another runner claimed this very instant's slot
-        raise Conflict(f"{name} is being run for this slot already; retry", code="slot_taken")
-    async with runtime.db.transaction(readonly=True) as session:
-        run = await session.get(JobRun, run_id)
-        return JobRunOut.model_validate(run)
+CORE_JOBS = (prune_job_runs, recover_runs)

@@ -1,0 +1,52 @@
+"""The contract every domain package fulfils: one `Domain` object in its `__init__.py`.
+
+`tallyhub.domains` lists them; the app mounts their routers and hot paths and runs their
+lifespans, the settings nest their sections under their names, the migrations see their
+tables, and the job registry takes their jobs. Adding a domain is its package plus one
+line in that list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from tallyhub.core.config import CoreSettings
+from tallyhub.core.jobs.registry import JobSpec
+from tallyhub.core.runtime import Extension
+
+HotPaths = Mapping[tuple[str, str], ASGIApp]
+
+
+def _no_routes(settings: CoreSettings) -> Sequence[BaseRoute]:
+    return ()
+
+
+def _no_defaults(settings: CoreSettings, workers: int) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Domain:
+    # Its settings section (`TALLYHUB_<NAME>__…`), its jobs' prefix, its API's path.
+    name: str
+    settings_model: type[BaseModel]
+    # Its tables' module: imported, they are on `Base.metadata` for the migrations.
+    models: ModuleType
+    routers: Sequence[APIRouter] = ()
+    # (method, path) → ASGI app, answered ahead of FastAPI's stack (core.http.HotPathsApp);
+    # keep a route of the same path in `routers` or `first_routes` for /docs and 405s.
+    hot_paths: HotPaths = field(default_factory=dict)
+    # Plain Starlette routes put first in the routing table, from the settings.
+    first_routes: Callable[[CoreSettings], Sequence[BaseRoute]] = _no_routes
+    # What the domain builds at start-up and drains at shutdown (its `wiring.py`).
+    lifespan: Extension | None = None
+    jobs: Sequence[JobSpec] = ()
+    # Environment for `serve --workers N`'s processes where a default depends on N.
+    serving_defaults: Callable[[CoreSettings, int], dict[str, str]] = _no_defaults

@@ -1,0 +1,21 @@
+"""The one list of domains that the app, the CLI, the settings, the migrations and the job
+registry loop over. Adding a domain is its package plus one line here."""
+
+from __future__ import annotations
+
+from tallyhub import clicks, leads
+from tallyhub.core.domain import Domain
+from tallyhub.core.jobs.registry import REGISTRY
+from tallyhub.core.jobs.runner import CORE_JOBS
+
+DOMAINS: tuple[Domain, ...] = (
+    leads.DOMAIN,
+    clicks.DOMAIN,
+)
+
+
+def register_jobs() -> None:
+    """Put core's and every domain's jobs in this process's registry (idempotent)."""
+    REGISTRY.add(*CORE_JOBS)
+    for domain in DOMAINS:
+        REGISTRY.add(*domain.jobs)
