@@ -202,7 +202,7 @@ def jobs_run(name: str) -> None:
 
 
 @demo_app.command("seed")
-def demo_seed(incoming: int = 3000) -> None:
+def demo_seed() -> None:
     """Load demo data (idempotent; refused in production)."""
     from tallyhub import demo
 
@@ -210,5 +210,5 @@ def demo_seed(incoming: int = 3000) -> None:
     if settings.env == "production":
         console.print("[red]demo data is refused when TALLYHUB_ENV=production[/]")
         raise typer.Exit(1)
-    counts = _with_runtime(lambda runtime: demo.seed(runtime, incoming=incoming))
+    counts = _with_runtime(demo.seed)
     console.print(f"demo data ready: {counts}; login [bold]demo[/] / [bold]demo[/]")

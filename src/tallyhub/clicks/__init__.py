@@ -1,6 +1,6 @@
 """Click tracking: `/__track` with exact counters and tag sets under load (seed 004)."""
 
-from tallyhub.clicks import api, config, jobs, models, wiring
+from tallyhub.clicks import api, config, demo, jobs, models, wiring
 from tallyhub.core.domain import Domain
 
 DOMAIN = Domain(
@@ -12,5 +12,6 @@ DOMAIN = Domain(
     first_routes=api.first_routes,
     lifespan=wiring.lifespan,
     jobs=jobs.JOBS,
+    seed_demo=demo.seed,
     serving_defaults=config.serving_defaults,
 )

@@ -8,7 +8,7 @@ line in that list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -17,11 +17,13 @@ from pydantic import BaseModel
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from tallyhub.core.auth import Principal
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.jobs.registry import JobSpec
-from tallyhub.core.runtime import Extension
+from tallyhub.core.runtime import Extension, Runtime
 
 HotPaths = Mapping[tuple[str, str], ASGIApp]
+SeedDemo = Callable[[Runtime, Principal], Awaitable[dict[str, int]]]
 
 
 def _no_routes(settings: CoreSettings) -> Sequence[BaseRoute]:
@@ -50,3 +52,5 @@ class Domain:
     jobs: Sequence[JobSpec] = ()
     # Environment for `serve --workers N`'s processes where a default depends on N.
     serving_defaults: Callable[[CoreSettings, int], dict[str, str]] = _no_defaults
+    # Its demo data for `make run` (idempotent), made as the demo admin; what it made.
+    seed_demo: SeedDemo | None = None

@@ -1,7 +1,7 @@
 """Lead intake: LINE account groups, incoming leads, dedup, daily counts (seed 000)."""
 
 from tallyhub.core.domain import Domain
-from tallyhub.leads import api, config, jobs, models, wiring
+from tallyhub.leads import api, config, demo, jobs, models, wiring
 
 DOMAIN = Domain(
     name=config.NAME,
@@ -11,4 +11,5 @@ DOMAIN = Domain(
     hot_paths=api.hot_paths,
     lifespan=wiring.lifespan,
     jobs=jobs.JOBS,
+    seed_demo=demo.seed,
 )
