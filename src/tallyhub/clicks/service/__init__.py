@@ -1,8 +1,8 @@
-"""The clicks domain's logic, split by topic: what a click must satisfy (tracking), how a
-batch of clicks is written (clicks, with the per-user summaries and tag sets in
-summaries), the spool for when the database cannot take them,
-the live recorder and campaign cache (recording), the admin reads and writes
-(campaigns), and recalibration. Services flush; the edge commits."""
+"""The clicks domain's logic, split by topic: a click (events) and what it must satisfy
+(tracking), how a batch of clicks is written (clicks, with the per-user summaries and tag
+sets in summaries), the spool for when the database cannot take them, the live recorder
+and campaign cache (recording), the admin reads and writes (campaigns), and
+recalibration. Services flush; the edge commits."""
 
 from tallyhub.clicks.service.campaigns import (
     campaign_users,
@@ -19,10 +19,10 @@ from tallyhub.clicks.service.campaigns import (
 from tallyhub.clicks.service.clicks import (
     ALREADY_RECORDED,
     RECORDED,
-    ClickEvent,
     KnownRows,
     apply_clicks,
 )
+from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.clicks.service.recalibration import recalibrate
 from tallyhub.clicks.service.recording import (
     SPOOLED,

@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import exc, select
 
 from tallyhub.clicks.models import Campaign
-from tallyhub.clicks.service.clicks import ClickEvent
+from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.clicks.service.spool import ClickSpool
 from tallyhub.core.batching import BatchWriter, WriterSaturated, WriterStopped
 from tallyhub.core.cache import TTLCache

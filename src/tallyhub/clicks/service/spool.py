@@ -27,7 +27,8 @@ import structlog
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.clicks.service.clicks import ClickEvent, apply_clicks
+from tallyhub.clicks.service.clicks import apply_clicks
+from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
 

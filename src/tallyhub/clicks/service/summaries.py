@@ -12,17 +12,15 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table, bindparam, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tallyhub.clicks.models import ClickSummary, ClickSummaryTag
+from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.core.bulk import RowSet, bucketed
 from tallyhub.core.columns import utcnow
-
-if TYPE_CHECKING:
-    from tallyhub.clicks.service.clicks import ClickEvent
 
 SummaryKey = tuple[int, str, int]  # (campaign_id, line_id, source_campaign_id)
 TagKey = tuple[int, str, int, str]
