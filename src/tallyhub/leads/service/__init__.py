@@ -1,27 +1,33 @@
-"""The leads domain's logic, split by topic: groups and accounts, incoming leads,
-recalibration. Services flush; the edge commits."""
+"""The leads domain's logic, split by topic: groups, their accounts, the desktop client's
+login, incoming leads (resolved in incoming, new or duplicate in dedup), what is pushed
+live, and recalibration. Services flush; the edge commits."""
 
-from tallyhub.leads.service.groups import (
-    TOPIC,
-    authenticate_client,
+from tallyhub.leads.service.accounts import (
     change_status,
+    delete_account,
+    list_accounts,
+    sync_accounts,
+)
+from tallyhub.leads.service.client import (
+    authenticate_client,
     check_client_group,
     client_summary,
+    login,
+)
+from tallyhub.leads.service.events import IncomingEvent, make_event
+from tallyhub.leads.service.groups import (
     create_group,
     daily,
-    delete_account,
     delete_group,
     get_group,
     incoming_page,
-    list_accounts,
     list_groups,
-    login,
     rotate_activation_code,
-    sync_accounts,
     update_group,
     with_stats,
 )
-from tallyhub.leads.service.incoming import IncomingEvent, apply_incoming, make_event
+from tallyhub.leads.service.incoming import apply_incoming
+from tallyhub.leads.service.live import TOPIC
 from tallyhub.leads.service.recalibration import recalibrate
 
 __all__ = [
