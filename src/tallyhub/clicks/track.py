@@ -145,38 +145,19 @@ class Tracker:
             found, rule = self.rules.cached(cid)
             if not found:
                 try:
-                    rule = await self.rules.get(cid)
-                except service.CampaignsUnavailable as error:
-                    count_error("campaign_lookup", error)
-                    if not sig:
-                        return _json(
-                            503,
-                            "campaign_unavailable",
-                            "the campaign cannot be checked right now; retry shortly",
-                            retry_after=1,
-                        )
-                    found = False
-                else:
-                    found = True
+                    found, rule = await self._uncached_rule(cid, sig)
+                except service.CampaignsUnavailable:
+                    return _json(
+                        503,
+                        "campaign_unavailable",
+                        "the campaign cannot be checked right now; retry shortly",
+                        retry_after=1,
+                    )
             if found and rule is None:
                 raise service.Refused("unknown_campaign", f"campaign {cid} not found", 404)
-            if sig:
-                if not service.verify_link(self.key, sig, cid, to, src, type_, tags, uid):
-                    raise service.Refused(
-                        "bad_signature", "sig: the link's signature does not match its parameters"
-                    )
-            elif rule is None or not service.host_allowed(host, rule.allowed_hosts):
-                raise service.Refused(
-                    "host_not_allowed", f"to: {host} is not an allowed host of campaign {cid}"
-                )
+            self._check_target(sig, rule, cid, to, host, src, type_, tags, uid)
         except service.Refused as refused:
-            rejected = self._rejected.get(refused.reason)
-            if rejected is None:
-                rejected = self._rejected[refused.reason] = TRACK_REJECTED.labels(
-                    reason=refused.reason
-                )
-            rejected.inc()
-            return _json(refused.status, refused.reason, refused.message)
+            return self._refusal(refused)
 
         if scope["method"] == "HEAD":
             return _redirect(location)
@@ -201,6 +182,53 @@ class Tracker:
         )
         await self.recorder.record(event)
         return _redirect(location)
+
+    async def _uncached_rule(
+        self, cid: int, sig: str | None
+    ) -> tuple[bool, service.CampaignRule | None]:
+        """(found, rule) of a campaign not in the cache. While campaigns cannot be read, a
+        signed link is still checked, by its signature alone (not found); an unsigned one
+        cannot be: `CampaignsUnavailable`."""
+        try:
+            rule = await self.rules.get(cid)
+        except service.CampaignsUnavailable as error:
+            count_error("campaign_lookup", error)
+            if not sig:
+                raise
+            return False, None
+        return True, rule
+
+    def _check_target(
+        self,
+        sig: str | None,
+        rule: service.CampaignRule | None,
+        cid: int,
+        to: str,
+        host: str,
+        src: int,
+        type_: str,
+        tags: tuple[str, ...],
+        uid: str | None,
+    ) -> None:
+        """A signed link must match its signature; any other target must be on one of its
+        campaign's allowed hosts."""
+        if sig:
+            if not service.verify_link(self.key, sig, cid, to, src, type_, tags, uid):
+                raise service.Refused(
+                    "bad_signature", "sig: the link's signature does not match its parameters"
+                )
+        elif rule is None or not service.host_allowed(host, rule.allowed_hosts):
+            raise service.Refused(
+                "host_not_allowed", f"to: {host} is not an allowed host of campaign {cid}"
+            )
+
+    def _refusal(self, refused: service.Refused) -> Answer:
+        """The error answer to a refused click, counted by its reason."""
+        rejected = self._rejected.get(refused.reason)
+        if rejected is None:
+            rejected = self._rejected[refused.reason] = TRACK_REJECTED.labels(reason=refused.reason)
+        rejected.inc()
+        return _json(refused.status, refused.reason, refused.message)
 
     @staticmethod
     def _params(query_string: bytes) -> tuple[dict[str, str], list[str]]:

@@ -152,23 +152,54 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[list[tuple[An
     if flags != sorted(flags, reverse=True):
         raise ValueError("sets that return rows come before the others")
     if conn.dialect.name == "postgresql":
-        shapes = tuple(s.shape() for _, s in written)
-        statement = _unnest_statement(shapes)
-        params: dict[str, list[Any]] = {}
-        for n, ((_, s), shape) in enumerate(zip(written, shapes, strict=True)):
-            params.update(unnest_arrays(shape.table, shape.columns, f"a{n}").arrays(s.rows))
-        result = await conn.execute(statement, params)
-        if sum(flags) == 1:
-            returned[written[0][0]] = [tuple(row) for row in result]
-        elif sum(flags) > 1:
-            # One column per returned column of every set, after the set's index.
-            offsets = [0]
-            for _, s in written:
-                offsets.append(offsets[-1] + len(s.returning))
-            for row in result:
-                n = row[0]
-                returned[written[n][0]].append(tuple(row[1 + offsets[n] : 1 + offsets[n + 1]]))
-        return returned
+        await _write_in_one_statement(conn, written, sum(flags), returned)
+    else:
+        await _write_set_by_set(conn, written, returned)
+    return returned
+
+
+async def _write_in_one_statement(
+    conn: AsyncConnection,
+    written: list[tuple[int, RowSet]],
+    returning_sets: int,
+    returned: list[list[tuple[Any, ...]]],
+) -> None:
+    """PostgreSQL: the sets in one `unnest` statement; their returned rows into
+    `returned`, by the sets' places in `write_rows()`."""
+    shapes = tuple(s.shape() for _, s in written)
+    statement = _unnest_statement(shapes)
+    params: dict[str, list[Any]] = {}
+    for n, ((_, s), shape) in enumerate(zip(written, shapes, strict=True)):
+        params.update(unnest_arrays(shape.table, shape.columns, f"a{n}").arrays(s.rows))
+    result = await conn.execute(statement, params)
+    if returning_sets == 1:
+        returned[written[0][0]] = [tuple(row) for row in result]
+    elif returning_sets > 1:
+        _share_out_returned(result, written, returned)
+
+
+def _share_out_returned(
+    result: Iterable[Sequence[Any]],
+    written: list[tuple[int, RowSet]],
+    returned: list[list[tuple[Any, ...]]],
+) -> None:
+    """Give each set its rows of a statement that returned several sets' rows."""
+    # One column per returned column of every set, after the set's index.
+    offsets = [0]
+    for _, s in written:
+        offsets.append(offsets[-1] + len(s.returning))
+    for row in result:
+        n = row[0]
+        returned[written[n][0]].append(tuple(row[1 + offsets[n] : 1 + offsets[n + 1]]))
+
+
+async def _write_set_by_set(
+    conn: AsyncConnection,
+    written: list[tuple[int, RowSet]],
+    returned: list[list[tuple[Any, ...]]],
+) -> None:
+    """Other dialects: an executemany per set, in order; their returned rows into
+    `returned`, by the sets' places in `write_rows()`."""
     if conn.dialect.name == "mysql" and any(s.keys and s.returning for _, s in written):
         # ON DUPLICATE KEY UPDATE … RETURNING returns the rows it left alone as well.
         raise ValueError("MySQL/MariaDB cannot tell inserted rows apart: read them back")
@@ -187,7 +218,6 @@ async def write_rows(conn: AsyncConnection, *sets: RowSet) -> list[list[tuple[An
         result = await conn.execute(base, list(s.rows))
         if s.returning:
             returned[n] = [tuple(row) for row in result]
-    return returned
 
 
 @lru_cache(maxsize=64)
@@ -253,74 +283,22 @@ def _bind_processor(type_: TypeEngine[Any]) -> Callable[[Any], Any] | None:
     return type_.dialect_impl(_ASYNCPG).bind_processor(_ASYNCPG)
 
 
+_POSTGRESQL = postgresql.dialect()
+_quote = _POSTGRESQL.identifier_preparer.quote
+
+
 @lru_cache(maxsize=256)
 def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
-    dialect = postgresql.dialect()
-    quote = dialect.identifier_preparer.quote
-
-    def rows_of(n: int, shape: _Shape) -> str:
-        source = unnest_arrays(shape.table, shape.columns, f"a{n}").source
-        return f"{source} AS u({', '.join(quote(c) for c in shape.columns)})"
-
-    def write(n: int, shape: _Shape) -> str:
-        table = dialect.identifier_preparer.format_table(shape.table)
-        if shape.update:
-            sets = [f"{quote(c)} = t.{quote(c)} + u.{quote(c)}" for c in shape.increment]
-            sets += [f"{quote(c)} = u.{quote(c)}" for c in shape.replace]
-            match = " AND ".join(f"t.{quote(k)} = u.{quote(k)}" for k in shape.keys)
-            return (
-                f"UPDATE {table} AS t SET {', '.join(sets)} FROM {rows_of(n, shape)} WHERE {match}"
-            )
-        names = ", ".join(quote(c) for c in shape.columns)
-        sql = f"INSERT INTO {table} AS t ({names}) SELECT * FROM {rows_of(n, shape)}"
-        if shape.keys:
-            sets = [f"{quote(c)} = t.{quote(c)} + EXCLUDED.{quote(c)}" for c in shape.increment]
-            sets += [f"{quote(c)} = EXCLUDED.{quote(c)}" for c in shape.replace]
-            sets += [
-                f"{quote(c)} = coalesce(t.{quote(c)}, EXCLUDED.{quote(c)})"
-                for c in shape.keep_first
-            ]
-            sets += [
-                f"{quote(c)} = greatest(t.{quote(c)}, EXCLUDED.{quote(c)})" for c in shape.later
-            ]
-            action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-            sql += f" ON CONFLICT ({', '.join(quote(k) for k in shape.keys)}) {action}"
-        if shape.returning:
-            sql += " RETURNING " + ", ".join(f"t.{quote(c)}" for c in shape.returning)
-        return sql
-
     first = shapes[0]
-    parts = [(f"w{n}", write(n, shape)) for n, shape in enumerate(shapes)]
+    parts = [(f"w{n}", _write_sql(n, shape)) for n, shape in enumerate(shapes)]
     returning = [(n, shape) for n, shape in enumerate(shapes) if shape.returning]
     result_columns: list[Any] = [first.table.c[c] for c in first.returning]
     if first.update:
         # Lock the rows first, in key order; then the update (the last CTE: run first).
-        keys = ", ".join(f"t.{quote(k)}" for k in first.keys)
-        key_rows = ", ".join(f"{quote(k)}" for k in first.keys)
-        main = (
-            f"SELECT 1 FROM {dialect.identifier_preparer.format_table(first.table)} AS t "
-            f"WHERE ({keys}) IN (SELECT {key_rows} FROM {rows_of(0, first)}) "
-            f"ORDER BY {keys} FOR UPDATE OF t"
-        )
+        main = _lock_in_key_order(first)
         ctes = parts
     elif len(returning) > 1:
-        # Read the returning sets' CTEs one after the other: a row is its set's index,
-        # then one column for every returned column of every set (NULL but its own).
-        result_columns = [column("set_index", Integer)]
-        typed: list[tuple[int, str, str]] = []
-        for n, shape in returning:
-            for c in shape.returning:
-                typed.append((n, c, shape.table.c[c].type.compile(dialect=dialect)))
-                result_columns.append(shape.table.c[c].label(f"w{n}_{c}"))
-        main = " UNION ALL ".join(
-            f"SELECT {n}, "
-            + ", ".join(
-                f"w{n}.{quote(c)}" if owner == n else f"CAST(NULL AS {type_})"
-                for owner, c, type_ in typed
-            )
-            + f" FROM w{n}"
-            for n, _ in returning
-        )
+        main, result_columns = _returned_sets(returning)
         ctes = parts
     else:
         main = parts[0][1]
@@ -338,3 +316,70 @@ def _unnest_statement(shapes: tuple[_Shape, ...]) -> TextClause | TextualSelect:
     if not returning or first.update:
         return statement
     return statement.columns(*result_columns)
+
+
+def _rows_of(n: int, shape: _Shape) -> str:
+    """The n-th set's rows: its `unnest` arrays as a row source `u`."""
+    source = unnest_arrays(shape.table, shape.columns, f"a{n}").source
+    return f"{source} AS u({', '.join(_quote(c) for c in shape.columns)})"
+
+
+def _write_sql(n: int, shape: _Shape) -> str:
+    """The n-th set's UPDATE, or its INSERT (an upsert with keys)."""
+    table = _POSTGRESQL.identifier_preparer.format_table(shape.table)
+    if shape.update:
+        sets = [f"{_quote(c)} = t.{_quote(c)} + u.{_quote(c)}" for c in shape.increment]
+        sets += [f"{_quote(c)} = u.{_quote(c)}" for c in shape.replace]
+        match = " AND ".join(f"t.{_quote(k)} = u.{_quote(k)}" for k in shape.keys)
+        return f"UPDATE {table} AS t SET {', '.join(sets)} FROM {_rows_of(n, shape)} WHERE {match}"
+    names = ", ".join(_quote(c) for c in shape.columns)
+    sql = f"INSERT INTO {table} AS t ({names}) SELECT * FROM {_rows_of(n, shape)}"
+    if shape.keys:
+        sql += _on_conflict(shape)
+    if shape.returning:
+        sql += " RETURNING " + ", ".join(f"t.{_quote(c)}" for c in shape.returning)
+    return sql
+
+
+def _on_conflict(shape: _Shape) -> str:
+    q = _quote
+    sets = [f"{q(c)} = t.{q(c)} + EXCLUDED.{q(c)}" for c in shape.increment]
+    sets += [f"{q(c)} = EXCLUDED.{q(c)}" for c in shape.replace]
+    sets += [f"{q(c)} = coalesce(t.{q(c)}, EXCLUDED.{q(c)})" for c in shape.keep_first]
+    sets += [f"{q(c)} = greatest(t.{q(c)}, EXCLUDED.{q(c)})" for c in shape.later]
+    action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+    return f" ON CONFLICT ({', '.join(q(k) for k in shape.keys)}) {action}"
+
+
+def _lock_in_key_order(first: _Shape) -> str:
+    """The statement's own part when an update set comes first: lock its rows in key
+    order."""
+    keys = ", ".join(f"t.{_quote(k)}" for k in first.keys)
+    key_rows = ", ".join(f"{_quote(k)}" for k in first.keys)
+    return (
+        f"SELECT 1 FROM {_POSTGRESQL.identifier_preparer.format_table(first.table)} AS t "
+        f"WHERE ({keys}) IN (SELECT {key_rows} FROM {_rows_of(0, first)}) "
+        f"ORDER BY {keys} FOR UPDATE OF t"
+    )
+
+
+def _returned_sets(returning: list[tuple[int, _Shape]]) -> tuple[str, list[Any]]:
+    """The statement's own part when several sets return rows, and its result columns:
+    it reads the returning sets' CTEs one after the other; a row is its set's index, then
+    one column for every returned column of every set (NULL but its own)."""
+    result_columns: list[Any] = [column("set_index", Integer)]
+    typed: list[tuple[int, str, str]] = []
+    for n, shape in returning:
+        for c in shape.returning:
+            typed.append((n, c, shape.table.c[c].type.compile(dialect=_POSTGRESQL)))
+            result_columns.append(shape.table.c[c].label(f"w{n}_{c}"))
+    main = " UNION ALL ".join(
+        f"SELECT {n}, "
+        + ", ".join(
+            f"w{n}.{_quote(c)}" if owner == n else f"CAST(NULL AS {type_})"
+            for owner, c, type_ in typed
+        )
+        + f" FROM w{n}"
+        for n, _ in returning
+    )
+    return main, result_columns

@@ -138,6 +138,34 @@ async def apply_clicks(
     Only events for which `may_be_recorded` is true (all, by default: replays) are looked
     up by event id first; a fresh click from the edge cannot be in the log yet."""
     results: list[str | Exception | None] = [None] * len(events)
+    first_index, repeats = _repeated_event_ids(events)
+    firsts = [events[i] for i in first_index.values()]
+    to_check = [
+        event_id
+        for event_id, i in first_index.items()
+        if may_be_recorded is None or may_be_recorded(events[i])
+    ]
+    cache = known if known is not None else KnownRows()
+    single = not to_check and _one_statement_fits(session, firsts, cache)
+    conn = await session.connection(
+        execution_options={"isolation_level": "AUTOCOMMIT"} if single else None
+    )
+    recorded = await _already_recorded(conn, to_check)
+    zones = await _zones(conn, firsts)
+    fresh = _date_fresh_clicks(events, first_index, recorded, zones, results)
+    if fresh:
+        await _record_fresh(session, conn, fresh, cache, single=single)
+        for item in fresh:
+            results[item.index] = RECORDED
+    for i, first in repeats.items():
+        results[i] = ALREADY_RECORDED if results[first] == RECORDED else results[first]
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
+
+
+def _repeated_event_ids(events: Sequence[ClickEvent]) -> tuple[dict[str, int], dict[int, int]]:
+    """Where each event id first appears in the batch, and the events that repeat one (by
+    index: the index of its first appearance); a repeat gets its first's answer."""
     first_index: dict[str, int] = {}
     repeats: dict[int, int] = {}
     for i, event in enumerate(events):
@@ -145,23 +173,27 @@ async def apply_clicks(
             repeats[i] = first_index[event.event_id]
         else:
             first_index[event.event_id] = i
+    return first_index, repeats
 
-    to_check = [
-        event_id
-        for event_id, i in first_index.items()
-        if may_be_recorded is None or may_be_recorded(events[i])
-    ]
-    cache = known if known is not None else KnownRows()
-    single = _one_statement_fits(session, [events[i] for i in first_index.values()], cache)
-    single = single and not to_check
-    conn = await session.connection(
-        execution_options={"isolation_level": "AUTOCOMMIT"} if single else None
-    )
-    recorded: set[str] = set()
-    if to_check:
-        await custom_plans(conn)
-        recorded = set((await conn.execute(_RECORDED, {"ids": bucketed(to_check)})).scalars())
-    zones = await _zones(conn, [events[i] for i in first_index.values()])
+
+async def _already_recorded(conn: AsyncConnection, event_ids: list[str]) -> set[str]:
+    """The event ids among `event_ids` that the log holds already (replays)."""
+    if not event_ids:
+        return set()
+    await custom_plans(conn)
+    return set((await conn.execute(_RECORDED, {"ids": bucketed(event_ids)})).scalars())
+
+
+def _date_fresh_clicks(
+    events: Sequence[ClickEvent],
+    first_index: dict[str, int],
+    recorded: set[str],
+    zones: dict[int, str],
+    results: list[str | Exception | None],
+) -> list[_Fresh]:
+    """The clicks to record, each with its business date in its campaign's time zone.
+    The others get their answer in `results`: already recorded, or their campaign not
+    found."""
     fresh: list[_Fresh] = []
     days: dict[tuple[str, int], date] = {}
     for event_id, i in first_index.items():
@@ -181,45 +213,31 @@ async def apply_clicks(
         if day is None:
             day = days[second] = business_date(event.triggered_at, tz, MIDNIGHT)
         fresh.append(_Fresh(i, event, day))
+    return fresh
 
-    if fresh:
-        dialect = conn.dialect.name
-        member_ids = await _members(conn, dialect, fresh, cache)
-        users = _CampaignUsers(dialect, fresh, cache)
-        summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
-        if single:
-            try:
-                await one_statement.write_batch(
-                    conn,
-                    users=users.rows,
-                    summaries=summaries,
-                    logs=_logs(fresh),
-                    messages=_messages(fresh, member_ids),
-                    campaigns=_campaigns(fresh, Counter()),
-                    daily=_daily(fresh),
-                )
-            except one_statement.TagsOutOfOrder:
-                # Nothing was written: the general path, in a transaction of its own on
-                # this connection (it is in autocommit mode, so BEGIN and COMMIT are ours).
-                await conn.exec_driver_sql("BEGIN")
-                try:
-                    await _write(conn, fresh, member_ids, users, summaries)
-                except BaseException:
-                    await conn.exec_driver_sql("ROLLBACK")
-                    raise
-                await conn.exec_driver_sql("COMMIT")
-        else:
-            await _write(conn, fresh, member_ids, users, summaries)
-        tag_keys = summaries.tag_keys
-        user_keys = users.keys
-        for item in fresh:
-            results[item.index] = RECORDED
-        after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
 
-    for i, first in repeats.items():
-        results[i] = ALREADY_RECORDED if results[first] == RECORDED else results[first]
-    assert all(r is not None for r in results)
-    return results  # type: ignore[return-value]
+async def _record_fresh(
+    session: AsyncSession,
+    conn: AsyncConnection,
+    fresh: list[_Fresh],
+    cache: KnownRows,
+    *,
+    single: bool,
+) -> None:
+    """Write the fresh clicks' rows, in one statement when `single` (the connection is in
+    autocommit mode) or else in the caller's transaction; the rows they proved to exist
+    are learnt once that commits."""
+    dialect = conn.dialect.name
+    member_ids = await _members(conn, dialect, fresh, cache)
+    users = _CampaignUsers(dialect, fresh, cache)
+    summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
+    if single:
+        await _write_in_one_statement(conn, fresh, member_ids, users, summaries)
+    else:
+        await _write(conn, fresh, member_ids, users, summaries)
+    tag_keys = summaries.tag_keys
+    user_keys = users.keys
+    after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
 
 
 def _one_statement_fits(
@@ -233,6 +251,37 @@ def _one_statement_fits(
     return all(
         e.timezone is not None and (e.line_id is None or e.line_id in members) for e in events
     )
+
+
+async def _write_in_one_statement(
+    conn: AsyncConnection,
+    fresh: list[_Fresh],
+    member_ids: dict[str, int],
+    users: _CampaignUsers,
+    summaries: SummaryMoves,
+) -> None:
+    """The usual batch on PostgreSQL (one_statement.py), on a connection in autocommit
+    mode; the general path when a summary's tag string must be re-sorted."""
+    try:
+        await one_statement.write_batch(
+            conn,
+            users=users.rows,
+            summaries=summaries,
+            logs=_logs(fresh),
+            messages=_messages(fresh, member_ids),
+            campaigns=_campaigns(fresh, Counter()),
+            daily=_daily(fresh),
+        )
+    except one_statement.TagsOutOfOrder:
+        # Nothing was written: the general path, in a transaction of its own on
+        # this connection (it is in autocommit mode, so BEGIN and COMMIT are ours).
+        await conn.exec_driver_sql("BEGIN")
+        try:
+            await _write(conn, fresh, member_ids, users, summaries)
+        except BaseException:
+            await conn.exec_driver_sql("ROLLBACK")
+            raise
+        await conn.exec_driver_sql("COMMIT")
 
 
 async def _write(

@@ -28,7 +28,6 @@ hottest first.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +42,7 @@ from tallyhub.clicks.models import (
     InteractionLog,
     Message,
 )
-from tallyhub.clicks.service.summaries import SummaryKey, SummaryMoves, table_of
+from tallyhub.clicks.service.summaries import FirstSeen, SummaryKey, SummaryMoves, table_of
 from tallyhub.core.bulk import RowSet, unnest_arrays
 
 OUT_OF_ORDER = "tallyhub: tag first seen before the newest stored one"
@@ -155,6 +154,23 @@ tags AS (
   ON CONFLICT (campaign_id, line_id, source_campaign_id, tag) DO NOTHING
 ),
 summaries AS (
+{_summary_upsert(summaries)}
+)
+SELECT count(*) FROM users
+"""
+    return text(sql).bindparams(
+        bindparam("campaign_ids"),
+        bindparam("campaign_clicks"),
+        *(p for u in (_USERS, _SUMMARIES, _TAGS, _LOGS, _MESSAGES, _DAILY) for p in u.params),
+    )
+
+
+def _summary_upsert(summaries: str) -> str:
+    """The summaries' upsert, which extends each tag string under the summary's row lock
+    with the batch's tags (`tags_in`) the string does not list yet, in first-seen order;
+    or fails on purpose (`OUT_OF_ORDER`) when one was first seen before the newest stored
+    tag."""
+    return f"""\
   INSERT INTO click_summaries AS t ({_names(_SUMMARY_COLUMNS)}) SELECT * FROM {summaries}
   ON CONFLICT (campaign_id, line_id, source_campaign_id) DO UPDATE SET
     total_clicks = t.total_clicks + EXCLUDED.total_clicks,
@@ -175,15 +191,7 @@ summaries AS (
         AND g.source_campaign_id = t.source_campaign_id
         AND (t.last_click_tag IS NULL
              OR NOT g.tag = ANY(string_to_array(t.last_click_tag, ',')))
-    )
-)
-SELECT count(*) FROM users
-"""
-    return text(sql).bindparams(
-        bindparam("campaign_ids"),
-        bindparam("campaign_clicks"),
-        *(p for u in (_USERS, _SUMMARIES, _TAGS, _LOGS, _MESSAGES, _DAILY) for p in u.params),
-    )
+    )"""
 
 
 async def write_batch(
@@ -200,7 +208,7 @@ async def write_batch(
     `TagsOutOfOrder` (nothing written) when a summary's string would have to be
     re-sorted."""
     # A new summary's row is inserted with its tags already in its string.
-    added: dict[SummaryKey, list[tuple[tuple[datetime, int, str], str]]] = defaultdict(list)
+    added: dict[SummaryKey, list[tuple[FirstSeen, str]]] = defaultdict(list)
     for (cid, uid, src, tag), seen in summaries.new_tags.items():
         added[cid, uid, src].append((seen, tag))
     summary_rows = []

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.clicks.models import (
@@ -40,10 +40,32 @@ async def recalibrate(db: Database, chunk_size: int = 20) -> RecalibrationRun:
 
 async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int]) -> ChunkResult:
     drifts: list[dict[str, Any]] = []
-    logs = InteractionLog
-
     # Lock first, in the order click batches lock: summaries, campaigns, daily rows.
-    stored_summaries: dict[SummaryKey, ClickSummary] = {
+    stored_summaries = await _lock_summaries(session, campaign_ids)
+    campaigns = await _lock_campaigns(session, campaign_ids)
+    stored_days = await _lock_days(session, campaign_ids)
+    # Then count the logs.
+    per_campaign = await _count_campaign_clicks(session, campaign_ids)
+    per_day = await _count_daily_clicks(session, campaign_ids)
+    per_summary = await _count_summary_clicks(session, campaign_ids)
+    actual_tags = await _first_seen_tags(session, campaign_ids)
+    first_users = await _first_clicks_of_users(session, campaign_ids)
+
+    await _fix_campaigns(session, campaigns, per_campaign, drifts)
+    await _fix_days(session, stored_days, per_day, drifts)
+    await _fix_summaries(session, stored_summaries, per_summary, drifts)
+    await _fix_tags(session, campaign_ids, stored_summaries, per_summary, actual_tags, drifts)
+    await _fix_campaign_users(session, campaign_ids, first_users, drifts)
+    return {"campaigns": len(campaign_ids), "summaries": len(stored_summaries)}, drifts
+
+
+# ---------------------------------------------------------------- the locks, in batch order
+
+
+async def _lock_summaries(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[SummaryKey, ClickSummary]:
+    return {
         (s.campaign_id, s.line_id, s.source_campaign_id): s
         for s in await session.scalars(
             select(ClickSummary)
@@ -54,7 +76,12 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
             .with_for_update()
         )
     }
-    campaigns = {
+
+
+async def _lock_campaigns(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[int, Campaign]:
+    return {
         c.id: c
         for c in await session.scalars(
             select(Campaign)
@@ -64,7 +91,11 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
         )
     }
 
-    stored_days = {
+
+async def _lock_days(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[tuple[int, date], CampaignDailyStats]:
+    return {
         (r.campaign_id, r.business_date): r
         for r in await session.scalars(
             select(CampaignDailyStats)
@@ -73,74 +104,119 @@ async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int])
             .with_for_update()
         )
     }
-    # Then count the logs.
-    per_campaign = {
+
+
+# ---------------------------------------------------------------- what the logs say
+
+
+async def _count_campaign_clicks(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
+    """Clicks and distinct users per campaign."""
+    return {
         cid: (int(n), int(users))
         for cid, n, users in await session.execute(
-            select(logs.campaign_id, func.count(), func.count(func.distinct(logs.line_id)))
-            .where(logs.campaign_id.in_(campaign_ids))
-            .group_by(logs.campaign_id)
+            select(
+                InteractionLog.campaign_id,
+                func.count(),
+                func.count(func.distinct(InteractionLog.line_id)),
+            )
+            .where(InteractionLog.campaign_id.in_(campaign_ids))
+            .group_by(InteractionLog.campaign_id)
         )
     }
-    per_day = {
+
+
+async def _count_daily_clicks(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[tuple[int, date], int]:
+    return {
         (cid, day): int(n)
         for cid, day, n in await session.execute(
-            select(logs.campaign_id, logs.business_date, func.count())
-            .where(logs.campaign_id.in_(campaign_ids))
-            .group_by(logs.campaign_id, logs.business_date)
+            select(InteractionLog.campaign_id, InteractionLog.business_date, func.count())
+            .where(InteractionLog.campaign_id.in_(campaign_ids))
+            .group_by(InteractionLog.campaign_id, InteractionLog.business_date)
         )
     }
-    with_user = [logs.campaign_id.in_(campaign_ids), logs.line_id.is_not(None)]
-    per_summary: dict[SummaryKey, tuple[int, datetime]] = {
+
+
+def _with_user(campaign_ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    return [InteractionLog.campaign_id.in_(campaign_ids), InteractionLog.line_id.is_not(None)]
+
+
+async def _count_summary_clicks(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[SummaryKey, tuple[int, datetime]]:
+    """Clicks and the last click's time per summary."""
+    return {
         (cid, uid, src): (int(n), last)
         for cid, uid, src, n, last in await session.execute(
             select(
-                logs.campaign_id,
-                logs.line_id,
-                logs.source_campaign_id,
+                InteractionLog.campaign_id,
+                InteractionLog.line_id,
+                InteractionLog.source_campaign_id,
                 func.count(),
-                func.max(logs.triggered_at),
+                func.max(InteractionLog.triggered_at),
             )
-            .where(*with_user)
-            .group_by(logs.campaign_id, logs.line_id, logs.source_campaign_id)
+            .where(*_with_user(campaign_ids))
+            .group_by(
+                InteractionLog.campaign_id,
+                InteractionLog.line_id,
+                InteractionLog.source_campaign_id,
+            )
         )
     }
+
+
+async def _first_seen_tags(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[SummaryKey, dict[str, tuple[datetime, int]]]:
+    """Each summary's tags in the logs, each with when it was first seen and its position
+    among that click's tags."""
     actual_tags: dict[SummaryKey, dict[str, tuple[datetime, int]]] = defaultdict(dict)
     for cid, uid, src, tag_string, first in await session.execute(
         select(
-            logs.campaign_id,
-            logs.line_id,
-            logs.source_campaign_id,
-            logs.tags,
-            func.min(logs.triggered_at),
+            InteractionLog.campaign_id,
+            InteractionLog.line_id,
+            InteractionLog.source_campaign_id,
+            InteractionLog.tags,
+            func.min(InteractionLog.triggered_at),
         )
-        .where(*with_user, logs.tags != "")
-        .group_by(logs.campaign_id, logs.line_id, logs.source_campaign_id, logs.tags)
+        .where(*_with_user(campaign_ids), InteractionLog.tags != "")
+        .group_by(
+            InteractionLog.campaign_id,
+            InteractionLog.line_id,
+            InteractionLog.source_campaign_id,
+            InteractionLog.tags,
+        )
     ):
         seen = actual_tags[cid, uid, src]
         for position, tag in enumerate(normalize_tags(tag_string)):
             if tag not in seen or (first, position) < seen[tag]:
                 seen[tag] = (first, position)
-    first_users = {
+    return actual_tags
+
+
+async def _first_clicks_of_users(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[tuple[int, str], tuple[str, datetime]]:
+    """Per (campaign, user): the least event id and the first click's time."""
+    return {
         (cid, uid): (event_id, first)
         for cid, uid, event_id, first in await session.execute(
             select(
-                logs.campaign_id,
-                logs.line_id,
-                func.min(logs.event_id),
-                func.min(logs.triggered_at),
+                InteractionLog.campaign_id,
+                InteractionLog.line_id,
+                func.min(InteractionLog.event_id),
+                func.min(InteractionLog.triggered_at),
             )
-            .where(*with_user)
-            .group_by(logs.campaign_id, logs.line_id)
+            .where(*_with_user(campaign_ids))
+            .group_by(InteractionLog.campaign_id, InteractionLog.line_id)
         )
     }
 
-    await _fix_campaigns(session, campaigns, per_campaign, drifts)
-    await _fix_days(session, stored_days, per_day, drifts)
-    await _fix_summaries(session, stored_summaries, per_summary, drifts)
-    await _fix_tags(session, campaign_ids, stored_summaries, per_summary, actual_tags, drifts)
-    await _fix_campaign_users(session, campaign_ids, first_users, drifts)
-    return {"campaigns": len(campaign_ids), "summaries": len(stored_summaries)}, drifts
+
+# ---------------------------------------------------------------- the corrections
 
 
 async def _fix_campaigns(
@@ -253,16 +329,7 @@ async def _fix_tags(
     actual: dict[SummaryKey, dict[str, tuple[datetime, int]]],
     drifts: list[dict[str, Any]],
 ) -> None:
-    stored: dict[SummaryKey, set[str]] = defaultdict(set)
-    for cid, uid, src, tag in await session.execute(
-        select(
-            ClickSummaryTag.campaign_id,
-            ClickSummaryTag.line_id,
-            ClickSummaryTag.source_campaign_id,
-            ClickSummaryTag.tag,
-        ).where(ClickSummaryTag.campaign_id.in_(campaign_ids))
-    ):
-        stored[cid, uid, src].add(tag)
+    stored = await _stored_tags(session, campaign_ids)
     rebuild: set[SummaryKey] = set()
     for key in sorted(set(stored) | set(actual)):
         want = actual.get(key, {})
@@ -274,50 +341,91 @@ async def _fix_tags(
                 "summary", _summary_id(key), "tags", ",".join(sorted(have)), ",".join(sorted(want))
             )
         )
-        extra = sorted(have - set(want))
-        if extra:
-            await session.execute(
-                delete(ClickSummaryTag).where(
-                    ClickSummaryTag.campaign_id == key[0],
-                    ClickSummaryTag.line_id == key[1],
-                    ClickSummaryTag.source_campaign_id == key[2],
-                    ClickSummaryTag.tag.in_(extra),
-                )
-            )
-        added = sorted((tag for tag in want if tag not in have), key=lambda t: want[t])
-        if added:
-            await session.execute(
-                insert(ClickSummaryTag),
-                [
-                    {
-                        "campaign_id": key[0],
-                        "line_id": key[1],
-                        "source_campaign_id": key[2],
-                        "tag": tag,
-                        "first_seen_at": want[tag][0],
-                        "position": want[tag][1],
-                        "first_event_id": "recalibration",
-                    }
-                    for tag in added
-                ],
-            )
+        await _correct_tag_set(session, key, want, have)
         rebuild.add(key)
     # The comma strings: rebuilt where the set changed, and checked everywhere else.
     keys = sorted((set(stored_summaries) | set(per_summary)) - rebuild)
-    if keys:
-        rows = await tag_rows(session, keys)
-        for key in keys:
-            tags = rows.get(key, [])
-            string = ",".join(tag for tag, _ in tags) or None
-            until = max((seen for _, seen in tags), default=None)
-            row = stored_summaries.get(key)
-            for field, right in (("last_click_tag", string), ("tags_seen_until", until)):
-                found = getattr(row, field) if row is not None else None
-                if found != right:
-                    drifts.append(drift("summary", _summary_id(key), field, found, right))
-                    rebuild.add(key)
+    rebuild |= await _drifted_tag_strings(session, keys, stored_summaries, drifts)
     if rebuild:
         await rebuild_tag_strings(session, sorted(rebuild))
+
+
+async def _stored_tags(
+    session: AsyncSession, campaign_ids: Sequence[int]
+) -> dict[SummaryKey, set[str]]:
+    stored: dict[SummaryKey, set[str]] = defaultdict(set)
+    for cid, uid, src, tag in await session.execute(
+        select(
+            ClickSummaryTag.campaign_id,
+            ClickSummaryTag.line_id,
+            ClickSummaryTag.source_campaign_id,
+            ClickSummaryTag.tag,
+        ).where(ClickSummaryTag.campaign_id.in_(campaign_ids))
+    ):
+        stored[cid, uid, src].add(tag)
+    return stored
+
+
+async def _correct_tag_set(
+    session: AsyncSession,
+    key: SummaryKey,
+    want: dict[str, tuple[datetime, int]],
+    have: set[str],
+) -> None:
+    """Delete the summary's tags no log supports; add the missing ones, in first-seen
+    order."""
+    extra = sorted(have - set(want))
+    if extra:
+        await session.execute(
+            delete(ClickSummaryTag).where(
+                ClickSummaryTag.campaign_id == key[0],
+                ClickSummaryTag.line_id == key[1],
+                ClickSummaryTag.source_campaign_id == key[2],
+                ClickSummaryTag.tag.in_(extra),
+            )
+        )
+    added = sorted((tag for tag in want if tag not in have), key=lambda t: want[t])
+    if added:
+        await session.execute(
+            insert(ClickSummaryTag),
+            [
+                {
+                    "campaign_id": key[0],
+                    "line_id": key[1],
+                    "source_campaign_id": key[2],
+                    "tag": tag,
+                    "first_seen_at": want[tag][0],
+                    "position": want[tag][1],
+                    "first_event_id": "recalibration",
+                }
+                for tag in added
+            ],
+        )
+
+
+async def _drifted_tag_strings(
+    session: AsyncSession,
+    keys: Sequence[SummaryKey],
+    stored_summaries: dict[SummaryKey, ClickSummary],
+    drifts: list[dict[str, Any]],
+) -> set[SummaryKey]:
+    """The summaries among `keys` whose comma string (or `tags_seen_until`) does not match
+    their tag rows; each mismatch is recorded as a drift."""
+    drifted: set[SummaryKey] = set()
+    if not keys:
+        return drifted
+    rows = await tag_rows(session, keys)
+    for key in keys:
+        tags = rows.get(key, [])
+        string = ",".join(tag for tag, _ in tags) or None
+        until = max((seen for _, seen in tags), default=None)
+        row = stored_summaries.get(key)
+        for field, right in (("last_click_tag", string), ("tags_seen_until", until)):
+            found = getattr(row, field) if row is not None else None
+            if found != right:
+                drifts.append(drift("summary", _summary_id(key), field, found, right))
+                drifted.add(key)
+    return drifted
 
 
 async def _fix_campaign_users(

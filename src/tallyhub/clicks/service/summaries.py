@@ -24,6 +24,7 @@ from tallyhub.core.columns import utcnow
 
 SummaryKey = tuple[int, str, int]  # (campaign_id, line_id, source_campaign_id)
 TagKey = tuple[int, str, int, str]
+FirstSeen = tuple[datetime, int, str]  # a tag's first click: (time, position, event id)
 Executor = AsyncSession | AsyncConnection
 
 
@@ -56,7 +57,7 @@ class SummaryMoves:
     rows: RowSet
     tag_rows: RowSet
     tag_keys: list[TagKey]  # every tag key of the batch
-    new_tags: dict[TagKey, tuple[datetime, int, str]]  # first seen (time, position, event)
+    new_tags: dict[TagKey, FirstSeen]  # the tags not known to exist
     tagged: set[SummaryKey]  # summaries that may get a tag
 
 
@@ -66,9 +67,22 @@ def move_summaries(
     """Plan the summary moves of a batch's clicks. `known_tags` are tag rows known to
     exist (committed). The upsert row-locks every summary of the batch (sorted) before
     any tag is touched; where tags may be added it returns their current tag strings."""
+    clicks, last, first_tag = _tally_clicks(events)
+    new_tags = {key: seen for key, seen in sorted(first_tag.items()) if key not in known_tags}
+    tagged = {key[:3] for key in new_tags}
+    returning = bool(tagged) and dialect != "mysql"
+    rows = _summary_upsert(clicks, last, returning=returning)
+    return SummaryMoves(rows, _new_tag_rows(new_tags), list(first_tag), new_tags, tagged)
+
+
+def _tally_clicks(
+    events: Sequence[ClickEvent],
+) -> tuple[Counter[SummaryKey], dict[SummaryKey, datetime], dict[TagKey, FirstSeen]]:
+    """One pass over the clicks with a user: clicks per summary, each summary's last
+    click, and each tag's first sighting (time, position, event)."""
     clicks: Counter[SummaryKey] = Counter()
     last: dict[SummaryKey, datetime] = {}
-    first_tag: dict[TagKey, tuple[datetime, int, str]] = {}
+    first_tag: dict[TagKey, FirstSeen] = {}
     for event in events:
         if not event.line_id:
             continue
@@ -81,11 +95,14 @@ def move_summaries(
             tag_key = (*key, tag)
             if tag_key not in first_tag or seen < first_tag[tag_key]:
                 first_tag[tag_key] = seen
+    return clicks, last, first_tag
+
+
+def _summary_upsert(
+    clicks: Counter[SummaryKey], last: dict[SummaryKey, datetime], *, returning: bool
+) -> RowSet:
     now = utcnow()
-    new_tags = {key: seen for key, seen in sorted(first_tag.items()) if key not in known_tags}
-    tagged = {key[:3] for key in new_tags}
-    returning = bool(tagged) and dialect != "mysql"
-    rows = RowSet(
+    return RowSet(
         SUMMARIES,
         [
             {
@@ -104,9 +121,12 @@ def move_summaries(
         later=("last_clicked_at",),
         returning=_TAG_STRING_NAMES if returning else (),
     )
+
+
+def _new_tag_rows(new_tags: dict[TagKey, FirstSeen]) -> RowSet:
     # A row that exists already (a tag this process has not seen, or one a hand-edited
     # string already lists) is left alone instead of failing the batch.
-    tag_rows = RowSet(
+    return RowSet(
         ClickSummaryTag,
         [
             {
@@ -122,7 +142,6 @@ def move_summaries(
         ],
         keys=("campaign_id", "line_id", "source_campaign_id", "tag"),
     )
-    return SummaryMoves(rows, tag_rows, list(first_tag), new_tags, tagged)
 
 
 async def tag_strings(
@@ -158,7 +177,7 @@ async def tag_strings(
         for cid, uid, src, tags, until in rows
         if (cid, uid, src) in moves.tagged
     }
-    added: dict[SummaryKey, list[tuple[tuple[datetime, int, str], str]]] = defaultdict(list)
+    added: dict[SummaryKey, list[tuple[FirstSeen, str]]] = defaultdict(list)
     for (cid, uid, src, tag), seen in moves.new_tags.items():
         present, _ = current.get((cid, uid, src), (None, None))
         if present is None or tag not in present.split(","):
