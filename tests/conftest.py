@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tallyhub import migrate
 from tallyhub.app import create_app
-from tallyhub.core.auth import Role, create_user
 from tallyhub.core.columns import Base
 from tallyhub.core.db import Database
 from tallyhub.domains import register_jobs
@@ -191,7 +190,7 @@ def make_settings(url: str, tmp: Path, **overrides: Any) -> Settings:
 
 @dataclass
 class Harness:
-    """A running app on one test database, with an HTTP client and helpers."""
+    """A running app on one test database, with an HTTP client."""
 
     app: Any
     client: httpx.AsyncClient
@@ -200,15 +199,6 @@ class Harness:
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
-
-    async def user(self, username: str, role: Role, password: str = "pw-1234") -> dict[str, str]:
-        """Create a user and return the Authorization header of its token."""
-        await self.runtime.db.run(lambda s: create_user(s, username, password, role))
-        response = await self.client.post(
-            "/api/auth/token", data={"username": username, "password": password}
-        )
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 from tallyhub.core.auth import Role
 from tests.conftest import Harness
+from tests.factories import PASSWORD, make_campaign, make_group, make_user
 
 
 def _list(html: str, name: str) -> list[str]:
@@ -22,18 +23,10 @@ def _list(html: str, name: str) -> list[str]:
 async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     harness: Harness,
 ) -> None:
-    admin = await harness.user("admin", Role.admin)
-    await harness.user("viewer", Role.viewer)
-    made = await harness.client.post(
-        "/api/leads/groups", json={"remark": "Tokyo desk"}, headers=admin
-    )
-    assert made.status_code == 201, made.text
-    made = await harness.client.post(
-        "/api/clicks/campaigns",
-        json={"name": "Spring sale", "allowed_hosts": ["shop.example.com"]},
-        headers=admin,
-    )
-    assert made.status_code == 201, made.text
+    admin = await make_user(harness, "admin", Role.admin)
+    await make_user(harness, "viewer", Role.viewer)
+    await make_group(harness, admin, remark="Tokyo desk")
+    await make_campaign(harness, admin)
     ran = await harness.client.post("/api/jobs/core.prune_job_runs/run", headers=admin)
     assert ran.status_code == 200, ran.text
 
@@ -45,7 +38,7 @@ async def test_each_call_of_the_dashboard_answers_a_viewer_with_what_it_reads(
     assert "sessionStorage" not in html and "localStorage" not in html
     harness.client.cookies.clear()
     signed_in = await harness.client.post(
-        "/api/auth/session", data={"username": "viewer", "password": "pw-1234"}
+        "/api/auth/session", data={"username": "viewer", "password": PASSWORD}
     )
     assert signed_in.status_code == 200, signed_in.text
     calls = re.findall(r'api\("([^"]+)"\)', html)

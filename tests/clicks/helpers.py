@@ -8,20 +8,9 @@ import httpx
 from prometheus_client import REGISTRY
 
 from tests.conftest import Harness
+from tests.factories import HOST
 
-HOST = "shop.example.com"
-TARGET = f"https://{HOST}/sale"
-
-
-async def make_campaign(
-    h: Harness, auth: dict[str, str], name: str = "Spring sale", **fields: Any
-) -> dict[str, Any]:
-    fields.setdefault("allowed_hosts", [HOST])
-    response = await h.client.post(
-        "/api/clicks/campaigns", json={"name": name, **fields}, headers=auth
-    )
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+TARGET = f"https://{HOST}/sale"  # a link target every campaign made by make_campaign allows
 
 
 async def click(h: Harness | httpx.AsyncClient, **params: Any) -> httpx.Response:

@@ -12,16 +12,9 @@ from sqlalchemy import func, select
 from tallyhub.clicks import wiring
 from tallyhub.clicks.models import Member, Message
 from tallyhub.core.auth import Role
-from tests.clicks.helpers import (
-    TARGET,
-    campaign,
-    click,
-    make_campaign,
-    metric,
-    summary_of,
-    users,
-)
+from tests.clicks.helpers import TARGET, campaign, click, metric, summary_of, users
 from tests.conftest import Harness, TestDatabase
+from tests.factories import make_campaign, make_user
 
 NO_DEDUP = {"dedup_window_ms": 0}
 sqlite_only = pytest.mark.parametrize("test_db", ["sqlite"], indirect=True)
@@ -31,7 +24,7 @@ async def test_five_clicks_count_five_and_write_every_record(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
     async with harness_factory(test_db, clicks=NO_DEDUP) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         tags = ["A,B", "B, C ", "", "A,,A", "D"]
         for tag in tags:
@@ -115,7 +108,7 @@ REFUSED = [
 
 @sqlite_only
 async def test_open_redirect_attempts_and_bad_parameters_are_refused(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     c = await make_campaign(harness, admin)
     rejected_before = sum(
         metric("track_rejected_total", reason=r) for r in {code for _, _, code in REFUSED}
@@ -140,7 +133,7 @@ async def test_open_redirect_attempts_and_bad_parameters_are_refused(harness: Ha
 @sqlite_only
 async def test_signed_links(harness_factory: Any, test_db: TestDatabase) -> None:
     async with harness_factory(test_db, clicks=NO_DEDUP) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin, allowed_hosts=[])
         issued = await h.client.post(
             "/api/clicks/links",
@@ -191,7 +184,7 @@ async def test_signed_links(harness_factory: Any, test_db: TestDatabase) -> None
 
 
 async def test_campaign_changes_apply_to_clicks_at_once(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     c = await make_campaign(harness, admin)
     target = "https://promo.example.org/"
     assert (await click(harness, cid=c["id"], to=target)).status_code == 400  # now cached
@@ -218,9 +211,9 @@ async def test_campaign_changes_apply_to_clicks_at_once(harness: Harness) -> Non
 async def test_operators_see_only_their_campaigns_and_viewers_only_read(
     harness: Harness,
 ) -> None:
-    alice = await harness.user("alice", Role.operator)
-    bob = await harness.user("bob", Role.operator)
-    viewer = await harness.user("vera", Role.viewer)
+    alice = await make_user(harness, "alice", Role.operator)
+    bob = await make_user(harness, "bob", Role.operator)
+    viewer = await make_user(harness, "vera", Role.viewer)
     mine = await make_campaign(harness, alice, "Alice's")
     await make_campaign(harness, bob, "Bob's")
     assert (await click(harness, cid=mine["id"], uid="U_A")).status_code == 302
@@ -265,7 +258,7 @@ class FakeClock:
 
 
 async def test_dedup_window_counts_a_double_click_once(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     c = await make_campaign(harness, admin)
     clock = FakeClock()
     wiring.parts(harness.runtime).tracker.dedup.clock = clock
@@ -305,7 +298,7 @@ async def test_dedup_window_is_shared_through_redis(
     finally:
         await probe.aclose()
     async with harness_factory(test_db, redis_url=url, clicks={"dedup_window_ms": 300}) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         uid = f"U_{uuid.uuid4().hex[:10]}"
         for _ in range(3):

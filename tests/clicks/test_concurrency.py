@@ -17,8 +17,9 @@ import pytest
 
 from tallyhub.clicks import service, wiring
 from tallyhub.core.auth import Role
-from tests.clicks.helpers import campaign, click, make_campaign, summary_of, users
+from tests.clicks.helpers import campaign, click, summary_of, users
 from tests.conftest import Harness
+from tests.factories import make_campaign, make_user
 
 pytestmark = pytest.mark.concurrency
 
@@ -50,7 +51,7 @@ async def test_ten_concurrent_clicks_with_new_tags_keep_all_ten(
     server_harness: Harness, harness_factory: Any, mode: str
 ) -> None:
     h = server_harness
-    admin = await h.user("admin", Role.admin)
+    admin = await make_user(h, "admin", Role.admin)
     c = await make_campaign(h, admin)
     tags = list("ABCDEFGHIJ")
     async with racing_apps(mode, h, harness_factory) as apps:
@@ -73,7 +74,7 @@ async def test_fifty_workers_times_ten_requests_no_deadlock_exact_counts(
     server_harness: Harness, harness_factory: Any, mode: str
 ) -> None:
     h = server_harness
-    admin = await h.user("admin", Role.admin)
+    admin = await make_user(h, "admin", Role.admin)
     hot = await make_campaign(h, admin, "hot")
     other = await make_campaign(h, admin, "other")
 

@@ -17,8 +17,9 @@ from tallyhub.core.auth import Role
 from tallyhub.core.columns import utcnow
 from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
-from tests.clicks.helpers import campaign, click, make_campaign, summary_of, users
+from tests.clicks.helpers import campaign, click, summary_of, users
 from tests.conftest import TestDatabase
+from tests.factories import make_campaign, make_user
 
 
 async def test_recalibration_finds_and_fixes_tampered_counters(
@@ -26,7 +27,7 @@ async def test_recalibration_finds_and_fixes_tampered_counters(
 ) -> None:
     assert REGISTRY["clicks.replay_spool"].every_seconds == 10
     async with harness_factory(test_db, clicks={"dedup_window_ms": 0}) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         for uid, tag in [("U1", "A"), ("U1", "B"), ("U2", "B,C"), ("U2", "A"), (None, "")]:
             assert (await click(h, cid=c["id"], uid=uid, tag=tag)).status_code == 302

@@ -22,8 +22,9 @@ from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickEvent
 from tallyhub.core.auth import Role
 from tallyhub.core.jobs.runner import JobRun, JobRunner
-from tests.clicks.helpers import campaign, click, make_campaign, metric, summary_of, users
+from tests.clicks.helpers import campaign, click, metric, summary_of, users
 from tests.conftest import Harness, TestDatabase
+from tests.factories import make_campaign, make_user
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
 
@@ -95,7 +96,7 @@ async def test_database_outage_spools_clicks_and_replay_counts_them_exactly(
         "pool": {"size": 4, "max_overflow": 4, "timeout_seconds": 2},
     }
     async with harness_factory(proxied, **settings) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         quiet = await make_campaign(h, admin, "never clicked before the outage")
         signed = link_params(
@@ -156,7 +157,7 @@ async def test_a_click_whose_batch_is_late_is_spooled_and_counted_once(
     both the batch and the replay of the spooled copy end in one counted click."""
     settings = {"clicks": {"dedup_window_ms": 0, "commit_timeout_ms": 300}}
     async with harness_factory(server_db, **settings) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         assert (await click(h, cid=c["id"], uid="U1", tag="A")).status_code == 302
         spool = wiring.parts(h.runtime).spool
@@ -199,7 +200,7 @@ async def test_replay_is_idempotent_and_keeps_what_it_cannot_apply(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
     async with harness_factory(test_db) as h:
-        admin = await h.user("admin", Role.admin)
+        admin = await make_user(h, "admin", Role.admin)
         c = await make_campaign(h, admin)
         spool = wiring.parts(h.runtime).spool
         at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -25,6 +25,7 @@ from tallyhub.core.jobs.registry import REGISTRY, JobFunction, JobSpec, job
 from tallyhub.core.jobs.runner import JobRun, JobRunner, _to_the_end
 from tallyhub.core.runtime import Runtime
 from tests.conftest import Harness, TestDatabase, make_settings
+from tests.factories import make_user
 
 Register = Callable[..., Callable[[JobFunction], JobSpec]]
 SLOT = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)  # a slot of a cron job, run by hand in tests
@@ -614,7 +615,7 @@ async def test_a_runner_whose_slot_was_taken_over_stops_its_job_and_records_noth
 
 
 async def test_abandoned_runs_are_listed_with_their_attempt(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     renewed = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     run_id = await leave_row(harness.runtime, "test.gone", renewed - timedelta(minutes=2), renewed)
     recovered = await harness.client.post("/api/jobs/core.recover_runs/run", headers=admin)
@@ -647,8 +648,8 @@ async def test_the_job_list_shows_each_job_with_its_next_run(
     async def hourly(runtime: Runtime) -> dict[str, Any]:
         return {"rows": 5}
 
-    viewer = await harness.user("viewer", Role.viewer)
-    admin = await harness.user("admin", Role.admin)
+    viewer = await make_user(harness, "viewer", Role.viewer)
+    admin = await make_user(harness, "admin", Role.admin)
     before = datetime.now(UTC)
     response = await harness.client.get("/api/jobs", headers=viewer)
     assert response.status_code == 200, response.text
@@ -678,8 +679,8 @@ async def test_run_history_filters_and_paginates(harness: Harness, register: Reg
     async def bad(runtime: Runtime) -> dict[str, Any]:
         raise ValueError("bad input")
 
-    admin = await harness.user("admin", Role.admin)
-    operator = await harness.user("operator", Role.operator)
+    admin = await make_user(harness, "admin", Role.admin)
+    operator = await make_user(harness, "operator", Role.operator)
     good_ids = []
     for name in ["test.good", "test.bad", "test.good", "test.bad", "test.good"]:
         response = await harness.client.post(f"/api/jobs/{name}/run", headers=admin)
@@ -751,9 +752,9 @@ async def test_running_a_job_by_hand_is_for_admins(harness: Harness, register: R
         calls.append("ran")
         return {"done": True}
 
-    operator = await harness.user("operator", Role.operator)
-    viewer = await harness.user("viewer", Role.viewer)
-    admin = await harness.user("admin", Role.admin)
+    operator = await make_user(harness, "operator", Role.operator)
+    viewer = await make_user(harness, "viewer", Role.viewer)
+    admin = await make_user(harness, "admin", Role.admin)
 
     for headers in (operator, viewer):
         refused = await harness.client.post("/api/jobs/test.manual/run", headers=headers)
@@ -794,7 +795,7 @@ async def test_a_job_failing_when_run_by_hand_answers_with_the_failed_run(
     async def broken(runtime: Runtime) -> dict[str, Any]:
         raise LookupError("no such upstream account")
 
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     response = await harness.client.post("/api/jobs/test.manual_broken/run", headers=admin)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tallyhub.core.auth import FailureLimiter, Role, create_user
+from tallyhub.core.auth import FailureLimiter, Role
 from tallyhub.core.errors import TooManyRequests, Unauthorized
 from tests.conftest import TestDatabase
+from tests.factories import add_user
 
 
 def _address() -> str:
@@ -34,7 +35,7 @@ async def _burst(app: Any, address: str, password: str, n: int) -> list[int]:
 
 async def _limits_each_address(harness_factory: Any, db: TestDatabase, **settings: Any) -> None:
     async with harness_factory(db, auth={"failed_code_limit": 5}, **settings) as h:
-        await h.runtime.db.run(lambda s: create_user(s, "alice", "right-pw", Role.viewer))
+        await add_user(h.runtime, "alice", Role.viewer, password="right-pw")
         codes = await _burst(h.app, _address(), "wrong", 20)
         assert sorted(codes) == [401] * 5 + [429] * 15
 

@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tallyhub.app import create_app
 from tallyhub.core.auth import Role
 from tests.conftest import Harness, make_settings
-from tests.leads.helpers import incoming, make_group, report_accounts
+from tests.factories import make_group, make_user
+from tests.leads.helpers import incoming
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -55,9 +56,8 @@ async def test_readyz_is_503_when_the_database_cannot_be_reached(tmp_path: Path)
 
 
 async def test_metrics_show_batch_commits_and_the_connection_pool(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
-    group = await make_group(harness, admin)
-    await report_accounts(harness, group, {"line_id": "acc"})
+    admin = await make_user(harness, "admin", Role.admin)
+    group = await make_group(harness, admin, accounts=["acc"])
     before = await scrape(harness)
     commits = ("batch_commit_seconds_count", (("writer", "leads.incoming"),))
     for n in range(3):
@@ -95,7 +95,7 @@ def assert_validation_error(response: httpx.Response, *fields: str) -> dict[str,
 
 
 async def test_bad_bodies_are_422_naming_the_field(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     bad_groups = [
         ({"reset_time": "25:00"}, "reset_time"),
         ({"reset_time": "6am"}, "reset_time"),
@@ -147,7 +147,7 @@ async def test_bad_bodies_are_422_naming_the_field(harness: Harness) -> None:
 
 
 async def test_bad_query_and_path_parameters_are_422_naming_them(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     cases = [
         ("/api/leads/groups", {"page": 0}, "page"),
@@ -167,7 +167,7 @@ async def test_a_reset_time_with_a_trailing_newline_is_refused(harness: Harness)
     """'06:00\\n' passes a `^…$` regex (`$` matches before a final newline); it must be a
     422 like any other malformed reset time, not a 201 that stores it (SQLite) or a 500
     from a value too long for the column (PostgreSQL, MariaDB)."""
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     response = await harness.client.post(
         "/api/leads/groups", json={"reset_time": "06:00\n"}, headers=admin
     )

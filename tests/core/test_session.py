@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from tallyhub.core.auth import Role
 from tests.conftest import Harness
+from tests.factories import PASSWORD, make_user
 
 
 async def test_a_session_cookie_reads_but_never_writes(harness: Harness) -> None:
-    bearer = await harness.user("admin", Role.admin)
+    bearer = await make_user(harness, "admin", Role.admin)
     harness.client.cookies.clear()
     opened = await harness.client.post(
-        "/api/auth/session", data={"username": "admin", "password": "pw-1234"}
+        "/api/auth/session", data={"username": "admin", "password": PASSWORD}
     )
     assert opened.status_code == 200, opened.text
     assert (opened.json()["username"], opened.json()["role"]) == ("admin", "admin")
@@ -39,7 +40,7 @@ async def test_a_session_cookie_reads_but_never_writes(harness: Harness) -> None
 
 
 async def test_a_wrong_password_opens_no_session(harness: Harness) -> None:
-    await harness.user("viewer", Role.viewer)
+    await make_user(harness, "viewer", Role.viewer)
     harness.client.cookies.clear()
     refused = await harness.client.post(
         "/api/auth/session", data={"username": "viewer", "password": "wrong"}
@@ -53,10 +54,10 @@ async def test_a_wrong_password_opens_no_session(harness: Harness) -> None:
 async def test_the_cookies_token_is_no_bearer_token_and_a_bearer_token_no_cookie(
     harness: Harness,
 ) -> None:
-    bearer = await harness.user("admin", Role.admin)
+    bearer = await make_user(harness, "admin", Role.admin)
     harness.client.cookies.clear()
     opened = await harness.client.post(
-        "/api/auth/session", data={"username": "admin", "password": "pw-1234"}
+        "/api/auth/session", data={"username": "admin", "password": PASSWORD}
     )
     assert opened.status_code == 200, opened.text
     leaked = harness.client.cookies["tallyhub_session"]
@@ -78,9 +79,9 @@ async def test_the_cookies_token_is_no_bearer_token_and_a_bearer_token_no_cookie
 
 
 async def test_only_this_servers_own_page_may_sign_in_a_session(harness: Harness) -> None:
-    await harness.user("viewer", Role.viewer)
+    await make_user(harness, "viewer", Role.viewer)
     harness.client.cookies.clear()
-    form = {"username": "viewer", "password": "pw-1234"}
+    form = {"username": "viewer", "password": PASSWORD}
     forged = await harness.client.post(
         "/api/auth/session", data=form, headers={"Origin": "https://evil.example"}
     )
@@ -96,9 +97,9 @@ async def test_only_this_servers_own_page_may_sign_in_a_session(harness: Harness
 async def test_the_session_cookie_is_secure_in_production_unless_told_otherwise(
     harness: Harness,
 ) -> None:
-    await harness.user("viewer", Role.viewer)
+    await make_user(harness, "viewer", Role.viewer)
     settings = harness.runtime.settings
-    form = {"username": "viewer", "password": "pw-1234"}
+    form = {"username": "viewer", "password": PASSWORD}
     for env, configured, secure in (
         ("test", None, False),
         ("production", None, True),

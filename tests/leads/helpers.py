@@ -7,12 +7,6 @@ from typing import Any
 from tests.conftest import Harness
 
 
-async def make_group(h: Harness, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
-    response = await h.client.post("/api/leads/groups", json=fields, headers=auth)
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 def client_headers(group: dict[str, Any]) -> dict[str, str]:
     return {"X-Activation-Code": group["activation_code"]}
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from tallyhub.core.auth import Role
 from tests.conftest import Harness
-from tests.leads.helpers import (
-    client_headers,
-    group_figures,
-    incoming,
-    make_group,
-    report_accounts,
-)
+from tests.factories import make_group, make_user
+from tests.leads.helpers import client_headers, group_figures, incoming, report_accounts
 
 
 async def test_account_create_status_and_delete_move_the_right_counters(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin, remark="Tokyo")
     response = await report_accounts(
         harness,
@@ -81,7 +76,7 @@ async def test_account_create_status_and_delete_move_the_right_counters(harness:
 
 
 async def test_incoming_new_and_duplicate_in_current_scope(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin, dedup_scope="current")
     other = await make_group(harness, admin, dedup_scope="current")
     for g in (group, other):
@@ -107,7 +102,7 @@ async def test_incoming_new_and_duplicate_in_current_scope(harness: Harness) -> 
 
 
 async def test_incoming_global_scope_sees_every_group(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     current = await make_group(harness, admin, dedup_scope="current")
     global_ = await make_group(harness, admin, dedup_scope="global")
     for g in (current, global_):
@@ -120,7 +115,7 @@ async def test_incoming_global_scope_sees_every_group(harness: Harness) -> None:
 async def test_a_retried_event_id_returns_the_first_answer_and_counts_once(
     harness: Harness,
 ) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     await report_accounts(harness, group, {"line_id": "acc"})
     first = await incoming(harness, group, "acc", "U1", event_id="evt-1")
@@ -132,7 +127,7 @@ async def test_a_retried_event_id_returns_the_first_answer_and_counts_once(
 
 
 async def test_batch_reports_answer_in_order_with_per_event_errors(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     await report_accounts(harness, group, {"line_id": "acc"})
     events = [
@@ -156,7 +151,7 @@ async def test_batch_reports_answer_in_order_with_per_event_errors(harness: Harn
 
 
 async def test_client_authentication(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     unknown = await harness.client.post(
         "/api/client/login", headers={"X-Activation-Code": "not-a-code"}
@@ -188,7 +183,7 @@ async def test_repeated_failures_from_one_address_get_429(harness_factory, test_
 
 
 async def test_account_limit_rejects_the_whole_report(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin, account_limit=2)
     await report_accounts(harness, group, {"line_id": "a1"})
     over = await report_accounts(
@@ -208,7 +203,7 @@ async def test_account_limit_rejects_the_whole_report(harness: Harness) -> None:
 
 
 async def test_accounts_are_ordered_online_first_then_by_total(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     await report_accounts(
         harness,

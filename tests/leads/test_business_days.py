@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from tallyhub.core.auth import Role
 from tallyhub.core.daywindow import business_date, parse_reset_time
 from tests.conftest import Harness
-from tests.leads.helpers import group_figures, incoming, make_group, report_accounts
+from tests.factories import make_group, make_user
+from tests.leads.helpers import group_figures, incoming, report_accounts
 
 
 async def daily(
@@ -30,13 +31,6 @@ async def sent(h: Harness, group: dict[str, Any], contact: str, at: datetime | s
     response = await incoming(h, group, "acc", contact, incoming_time=when)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-async def group_with_account(h: Harness, auth: dict[str, str], **fields: Any) -> dict[str, Any]:
-    group = await make_group(h, auth, **fields)
-    response = await report_accounts(h, group, {"line_id": "acc", "online_status": "online"})
-    assert response.status_code == 200, response.text
-    return group
 
 
 def today_of(group: dict[str, Any], now: datetime) -> date:
@@ -67,9 +61,9 @@ async def away_from_resets(*groups: dict[str, Any]) -> datetime:
 async def test_events_either_side_of_the_reset_land_on_different_business_days(
     harness: Harness,
 ) -> None:
-    admin = await harness.user("admin", Role.admin)
-    tokyo = await group_with_account(
-        harness, admin, remark="Tokyo", timezone="Asia/Tokyo", reset_time="06:00"
+    admin = await make_user(harness, "admin", Role.admin)
+    tokyo = await make_group(
+        harness, admin, accounts=["acc"], remark="Tokyo", timezone="Asia/Tokyo", reset_time="06:00"
     )
     before = await sent(harness, tokyo, "U1", "2026-01-15T05:59:59+09:00")
     at_reset = await sent(harness, tokyo, "U2", "2026-01-15T06:00:00+09:00")
@@ -105,12 +99,14 @@ async def test_events_either_side_of_the_reset_land_on_different_business_days(
 
 
 async def test_one_instant_falls_on_each_groups_own_business_day(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
-    tokyo = await group_with_account(harness, admin, timezone="Asia/Tokyo", reset_time="06:00")
-    los_angeles = await group_with_account(
-        harness, admin, timezone="America/Los_Angeles", reset_time="22:30"
+    admin = await make_user(harness, "admin", Role.admin)
+    tokyo = await make_group(
+        harness, admin, accounts=["acc"], timezone="Asia/Tokyo", reset_time="06:00"
     )
-    utc = await group_with_account(harness, admin, timezone="UTC", reset_time="00:00")
+    los_angeles = await make_group(
+        harness, admin, accounts=["acc"], timezone="America/Los_Angeles", reset_time="22:30"
+    )
+    utc = await make_group(harness, admin, accounts=["acc"], timezone="UTC", reset_time="00:00")
     # 21:30 UTC: 06:30 next morning in Tokyo (after its reset), 14:30 PDT in Los Angeles
     # (before its 22:30 reset, so still the business day of the 9th), 21:30 in UTC.
     instant = "2026-03-10T21:30:00Z"
@@ -126,12 +122,17 @@ async def test_one_instant_falls_on_each_groups_own_business_day(harness: Harnes
 
 
 async def test_today_counts_only_the_groups_current_business_day(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
-    tokyo = await group_with_account(
-        harness, admin, remark="tokyo", timezone="Asia/Tokyo", reset_time="06:00"
+    admin = await make_user(harness, "admin", Role.admin)
+    tokyo = await make_group(
+        harness, admin, accounts=["acc"], remark="tokyo", timezone="Asia/Tokyo", reset_time="06:00"
     )
-    los_angeles = await group_with_account(
-        harness, admin, remark="la", timezone="America/Los_Angeles", reset_time="22:30"
+    los_angeles = await make_group(
+        harness,
+        admin,
+        accounts=["acc"],
+        remark="la",
+        timezone="America/Los_Angeles",
+        reset_time="22:30",
     )
     now = await away_from_resets(tokyo, los_angeles)
 
@@ -198,9 +199,9 @@ async def test_today_counts_only_the_groups_current_business_day(harness: Harnes
 
 
 async def test_incoming_log_is_newest_first_and_paginated(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
-    group = await group_with_account(harness, admin, timezone="UTC")
-    other = await group_with_account(harness, admin, timezone="UTC")
+    admin = await make_user(harness, "admin", Role.admin)
+    group = await make_group(harness, admin, accounts=["acc"], timezone="UTC")
+    other = await make_group(harness, admin, accounts=["acc"], timezone="UTC")
     await sent(harness, other, "elsewhere", "2026-02-01T00:00:00Z")
     first = datetime(2026, 2, 1, 8, 0, tzinfo=UTC)
     events = []
@@ -252,7 +253,7 @@ async def test_incoming_log_is_newest_first_and_paginated(harness: Harness) -> N
 
 
 async def test_group_list_search_filter_order_and_page_size(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     sales = await make_group(harness, admin, remark="Tokyo sales")
     osaka = await make_group(harness, admin, remark="Osaka support", description="Kansai region")
     night = await make_group(harness, admin, remark="tokyo night", is_active=False)
@@ -313,7 +314,7 @@ async def test_group_list_search_filter_order_and_page_size(harness: Harness) ->
 
 
 async def test_group_search_takes_percent_and_underscore_literally(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     await make_group(harness, admin, remark="Promo 100% off")
     await make_group(harness, admin, remark="Promo 1000 leads")
     await make_group(harness, admin, remark="team_a")
@@ -332,7 +333,7 @@ async def test_group_search_takes_percent_and_underscore_literally(harness: Harn
 
 
 async def test_a_day_range_ending_before_it_starts_is_refused(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
+    admin = await make_user(harness, "admin", Role.admin)
     group = await make_group(harness, admin)
     response = await harness.client.get(
         f"/api/leads/groups/{group['id']}/daily",

@@ -22,7 +22,8 @@ import pytest
 from tallyhub.core.auth import Role
 from tallyhub.leads import service
 from tests.conftest import Harness
-from tests.leads.helpers import client_headers, group_figures, incoming, make_group, report_accounts
+from tests.factories import make_group, make_user
+from tests.leads.helpers import client_headers, group_figures, incoming, report_accounts
 
 pytestmark = pytest.mark.concurrency
 
@@ -107,7 +108,7 @@ async def test_200_simultaneous_incoming_for_50_contacts_make_exactly_50_new(
     server_harness: Harness, harness_factory: HarnessFactory, mode: str
 ) -> None:
     main = server_harness
-    admin = await main.user("admin", Role.admin)
+    admin = await make_user(main, "admin", Role.admin)
     groups = [
         await make_group(main, admin, remark=f"global {n}", dedup_scope="global") for n in range(2)
     ]
@@ -188,7 +189,7 @@ async def test_simultaneous_status_flips_keep_online_accounts_equal_to_accounts_
     server_harness: Harness, harness_factory: HarnessFactory
 ) -> None:
     main = server_harness
-    admin = await main.user("admin", Role.admin)
+    admin = await make_user(main, "admin", Role.admin)
     group = await make_group(main, admin)
     rng = random.Random(11)
     statuses = {f"acc-{n}": rng.choice(["online", "offline"]) for n in range(6)}
@@ -248,14 +249,12 @@ async def test_recalibration_while_ingestion_runs_finds_no_drift(
     server_harness: Harness, harness_factory: HarnessFactory
 ) -> None:
     main = server_harness
-    admin = await main.user("admin", Role.admin)
-    groups = [await make_group(main, admin, remark=f"g{n}", dedup_scope="global") for n in range(3)]
+    admin = await make_user(main, "admin", Role.admin)
     accounts = ["acc-a", "acc-b", "acc-c"]
-    for group in groups:
-        response = await report_accounts(
-            main, group, *({"line_id": a, "online_status": "online"} for a in accounts)
-        )
-        assert response.status_code == 200, response.text
+    groups = [
+        await make_group(main, admin, remark=f"g{n}", dedup_scope="global", accounts=accounts)
+        for n in range(3)
+    ]
 
     rng = random.Random(23)
     plan = [
@@ -356,10 +355,8 @@ async def test_a_retried_event_id_sent_many_times_at_once_counts_once(
     server_harness: Harness, harness_factory: HarnessFactory, mode: str
 ) -> None:
     main = server_harness
-    admin = await main.user("admin", Role.admin)
-    group = await make_group(main, admin)
-    response = await report_accounts(main, group, {"line_id": "acc"})
-    assert response.status_code == 200, response.text
+    admin = await make_user(main, "admin", Role.admin)
+    group = await make_group(main, admin, accounts=["acc"])
 
     # 8 events, 4 of them of a contact already seen: each sent 25 times at once.
     events = {f"evt-{n}": f"U{n % 4}" for n in range(8)}
@@ -426,11 +423,9 @@ async def test_an_event_id_reused_by_another_groups_client_is_not_taken_for_a_re
     hash). The second lead must not be dropped and answered with the first group's figures:
     it is counted in its own group, or refused as a conflict, never silently swallowed."""
     main = server_harness
-    admin = await main.user("admin", Role.admin)
-    first, second = await make_group(main, admin), await make_group(main, admin)
-    for group in (first, second):
-        response = await report_accounts(main, group, {"line_id": "acc"})
-        assert response.status_code == 200, response.text
+    admin = await make_user(main, "admin", Role.admin)
+    first = await make_group(main, admin, accounts=["acc"])
+    second = await make_group(main, admin, accounts=["acc"])
     for n in range(3):
         response = await incoming(main, first, "acc", f"A{n}", event_id=f"evt-{n}")
         assert response.status_code == 200, response.text
@@ -452,7 +447,7 @@ async def test_concurrent_account_reports_never_exceed_the_account_limit(
     server_harness: Harness, harness_factory: HarnessFactory
 ) -> None:
     main = server_harness
-    admin = await main.user("admin", Role.admin)
+    admin = await make_user(main, "admin", Role.admin)
     group = await make_group(main, admin, account_limit=10)
     response = await report_accounts(main, group, *({"line_id": f"old-{n}"} for n in range(7)))
     assert response.status_code == 200, response.text
@@ -532,13 +527,9 @@ async def test_status_changes_while_leads_arrive_on_the_same_accounts_all_succee
     """A client reports leads and status changes of the same accounts at the same time;
     none of its requests may fail, and the figures stay exact."""
     main = server_harness
-    admin = await main.user("admin", Role.admin)
-    group = await make_group(main, admin)
+    admin = await make_user(main, "admin", Role.admin)
     accounts = [f"acc-{n}" for n in range(3)]
-    response = await report_accounts(
-        main, group, *({"line_id": a, "online_status": "online"} for a in accounts)
-    )
-    assert response.status_code == 200, response.text
+    group = await make_group(main, admin, accounts=accounts)
 
     async with AsyncExitStack() as stack:
         second = await stack.enter_async_context(harness_factory(main.db, pool=SMALL_POOL))

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from tallyhub.app import create_app
-from tallyhub.core.auth import Role, User, hash_password, issue_token
+from tallyhub.core.auth import Role, User
 from tests.conftest import Harness, TestDatabase, make_settings
+from tests.factories import PASSWORD, bearer, make_group, user_token
 
 
 @dataclass
@@ -39,6 +39,10 @@ class Served:
     app: Any
     http: httpx.AsyncClient
     port: int
+
+    @property
+    def runtime(self) -> Any:
+        return self.app.state.runtime
 
     def ws_url(self, token: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/leads?token={token}"
@@ -74,43 +78,6 @@ async def serve(app: Any) -> AsyncIterator[Served]:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
         sock.close()
-
-
-@cache
-def password_hash() -> str:
-    return hash_password("pw-1234")
-
-
-async def token_for(app: Any, username: str, role: Role) -> str:
-    """A user row and its bearer token, signed with the app's own key (the login endpoint
-    is tested in test_tenancy.py; an argon2 hash per user would only slow these down)."""
-    runtime = app.state.runtime
-
-    async def add(session: Any) -> User:
-        user = User(username=username, password_hash=password_hash(), role=role, is_active=True)
-        session.add(user)
-        await session.flush()
-        return user
-
-    user = await runtime.db.run(add)
-    return issue_token(runtime.secret_key, user, 60)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def new_group(http: httpx.AsyncClient, token: str, line_id: str = "acc") -> dict[str, Any]:
-    made = await http.post("/api/leads/groups", json={"remark": "live"}, headers=bearer(token))
-    assert made.status_code == 201, made.text
-    group: dict[str, Any] = made.json()
-    reported = await http.put(
-        "/api/client/accounts",
-        json={"accounts": [{"line_id": line_id, "online_status": "online"}]},
-        headers={"X-Activation-Code": group["activation_code"]},
-    )
-    assert reported.status_code == 200, reported.text
-    return group
 
 
 async def lead(
@@ -168,9 +135,8 @@ async def test_an_admin_receives_group_and_account_figures_after_a_lead(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
-        app = served.app
-        admin = await token_for(app, "admin", Role.admin)
-        group = await new_group(served.http, admin)
+        admin = await user_token(served.runtime, "admin", Role.admin)
+        group = await make_group(served.http, bearer(admin), accounts=["acc"])
         async with connect(served.ws_url(admin)) as ws:
             await subscribed(ws)
             answer = await lead(served.http, group, "U1")
@@ -207,12 +173,12 @@ async def test_an_operator_receives_only_their_own_groups(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
-        app = served.app
-        admin = await token_for(app, "admin", Role.admin)
-        alice = await token_for(app, "alice", Role.operator)
-        bob = await token_for(app, "bob", Role.operator)
-        alices = await new_group(served.http, alice)
-        bobs = await new_group(served.http, bob)
+        runtime = served.runtime
+        admin = await user_token(runtime, "admin", Role.admin)
+        alice = await user_token(runtime, "alice", Role.operator)
+        bob = await user_token(runtime, "bob", Role.operator)
+        alices = await make_group(served.http, bearer(alice), accounts=["acc"])
+        bobs = await make_group(served.http, bearer(bob), accounts=["acc"])
         async with (
             connect(served.ws_url(alice)) as alice_ws,
             connect(served.ws_url(admin)) as admin_ws,
@@ -246,10 +212,10 @@ async def test_a_viewer_receives_every_groups_figures(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
-        app = served.app
-        viewer = await token_for(app, "viewer", Role.viewer)
-        alice = await token_for(app, "alice", Role.operator)
-        group = await new_group(served.http, alice)
+        runtime = served.runtime
+        viewer = await user_token(runtime, "viewer", Role.viewer)
+        alice = await user_token(runtime, "alice", Role.operator)
+        group = await make_group(served.http, bearer(alice), accounts=["acc"])
         async with connect(served.ws_url(viewer)) as ws:
             await subscribed(ws)
             await lead(served.http, group, "U1")
@@ -263,10 +229,10 @@ async def test_a_socket_without_a_valid_token_is_refused(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
-        app = served.app
-        admin = await token_for(app, "admin", Role.admin)
+        runtime = served.runtime
+        admin = await user_token(runtime, "admin", Role.admin)
         now = int(time.time())
-        secret = app.state.runtime.secret_key
+        secret = runtime.secret_key
         expired = jwt.encode({"sub": "1", "iat": now - 99, "exp": now - 9}, secret, "HS256")
         forged = jwt.encode({"sub": "1", "iat": now, "exp": now + 99}, "x" * 40, "HS256")
         for token in ("", "not-a-jwt", expired, forged, admin[:-4] + "AAAA"):
@@ -283,13 +249,11 @@ async def test_a_socket_closes_when_its_token_expires_between_rechecks(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path, auth={"socket_recheck_seconds": 600}) as served:
-        app = served.app
-        viewer = await token_for(app, "viewer", Role.viewer)
+        runtime = served.runtime
+        viewer = await user_token(runtime, "viewer", Role.viewer)
         claims = jwt.decode(viewer, options={"verify_signature": False})
         now = int(time.time())
-        short = jwt.encode(
-            {**claims, "iat": now, "exp": now + 2}, app.state.runtime.secret_key, "HS256"
-        )
+        short = jwt.encode({**claims, "iat": now, "exp": now + 2}, runtime.secret_key, "HS256")
         async with connect(served.ws_url(short)) as ws:
             started = time.monotonic()
             with pytest.raises(ConnectionClosed) as closed:
@@ -303,11 +267,10 @@ async def test_the_dashboards_session_cookie_opens_a_socket_from_its_own_origin_
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
-        app = served.app
-        admin = await token_for(app, "admin", Role.admin)
-        group = await new_group(served.http, admin)
+        admin = await user_token(served.runtime, "admin", Role.admin)
+        group = await make_group(served.http, bearer(admin), accounts=["acc"])
         signed_in = await served.http.post(
-            "/api/auth/session", data={"username": "admin", "password": "pw-1234"}
+            "/api/auth/session", data={"username": "admin", "password": PASSWORD}
         )
         assert signed_in.status_code == 200, signed_in.text
         cookie = f"tallyhub_session={served.http.cookies['tallyhub_session']}"
@@ -332,11 +295,10 @@ async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
     async with served_app(test_db, tmp_path, auth={"socket_recheck_seconds": 0.3}) as served:
-        app = served.app
-        runtime = app.state.runtime
-        admin = await token_for(app, "admin", Role.admin)
-        viewer = await token_for(app, "viewer", Role.viewer)
-        user = await token_for(app, "operator", Role.operator)
+        runtime = served.runtime
+        admin = await user_token(runtime, "admin", Role.admin)
+        viewer = await user_token(runtime, "viewer", Role.viewer)
+        user = await user_token(runtime, "operator", Role.operator)
         now = int(time.time())
         viewer_id = jwt.decode(viewer, options={"verify_signature": False})["sub"]
         short = jwt.encode(  # a token of the viewer that expires in 2 s
@@ -371,7 +333,7 @@ async def test_an_open_socket_closes_once_its_sign_in_no_longer_holds(
             await change("viewer", role=Role.operator)
             assert "changed" in await closed_because(demoted)
             # A sign-in that still holds keeps its socket, and its pushes.
-            group = await new_group(served.http, admin)
+            group = await make_group(served.http, bearer(admin), accounts=["acc"])
             await lead(served.http, group, "U1")
             received = await messages_until(
                 kept, lambda ms: bool(of(ms, "group_stats", group["id"], total_incoming=1))
@@ -388,11 +350,11 @@ async def test_a_lead_recorded_by_one_process_is_pushed_by_another_through_redis
     app_b = create_app(make_settings(test_db.url, tmp_path, redis_url=redis_url), scheduler=False)
     async with harness_factory(test_db, redis_url=redis_url) as a, serve(app_b) as b:
         a: Harness
-        admin = await token_for(a.app, "admin", Role.admin)
-        alice = await token_for(a.app, "alice", Role.operator)
-        bob = await token_for(a.app, "bob", Role.operator)
-        alices = await new_group(a.client, alice)
-        bobs = await new_group(a.client, bob)
+        admin = await user_token(a.runtime, "admin", Role.admin)
+        alice = await user_token(a.runtime, "alice", Role.operator)
+        bob = await user_token(a.runtime, "bob", Role.operator)
+        alices = await make_group(a, bearer(alice), accounts=["acc"])
+        bobs = await make_group(a, bearer(bob), accounts=["acc"])
         async with (
             connect(b.ws_url(admin)) as admin_ws,
             connect(b.ws_url(alice)) as alice_ws,

@@ -17,7 +17,8 @@ from tallyhub.leads.models import (
     LineAccountStats,
 )
 from tests.conftest import Harness
-from tests.leads.helpers import group_figures, incoming, make_group, report_accounts
+from tests.factories import make_account, make_group, make_user
+from tests.leads.helpers import group_figures, incoming
 
 DAY_1 = date(2026, 1, 10)
 DAY_2 = date(2026, 1, 11)
@@ -34,18 +35,12 @@ async def seed(h: Harness) -> dict[str, Any]:
     g1/a2: U3, U3 (duplicate), U4 on day 2                   -> a2 3 total, 1 duplicate
     g2/b1: U1, U5 on day 1 (current scope: U1 is new here)   -> b1 2 total, 0 duplicate
     """
-    admin = await h.user("admin", Role.admin)
+    admin = await make_user(h, "admin", Role.admin)
     g1 = await make_group(h, admin, remark="one", timezone="UTC")
     g2 = await make_group(h, admin, remark="two", timezone="UTC")
-    ok = await report_accounts(
-        h,
-        g1,
-        {"line_id": "a1", "online_status": "online"},
-        {"line_id": "a2", "online_status": "offline"},
-    )
-    assert ok.status_code == 200, ok.text
-    ok = await report_accounts(h, g2, {"line_id": "b1", "online_status": "online"})
-    assert ok.status_code == 200, ok.text
+    await make_account(h, g1, "a1")
+    await make_account(h, g1, "a2", online_status="offline")
+    await make_account(h, g2, "b1")
     for group, account, contact, day in [
         (g1, "a1", "U1", DAY_1),
         (g1, "a1", "U2", DAY_1),
@@ -205,9 +200,9 @@ async def test_a_missing_daily_row_records_only_the_fields_that_differ(harness: 
 
 
 async def test_recalibration_is_for_admins(harness: Harness) -> None:
-    admin = await harness.user("admin", Role.admin)
-    operator = await harness.user("op", Role.operator)
-    viewer = await harness.user("viewer", Role.viewer)
+    admin = await make_user(harness, "admin", Role.admin)
+    operator = await make_user(harness, "op", Role.operator)
+    viewer = await make_user(harness, "viewer", Role.viewer)
     for who in (operator, viewer):
         response = await harness.client.post("/api/leads/recalibrate", headers=who)
         assert response.status_code == 403, response.text

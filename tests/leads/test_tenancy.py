@@ -9,34 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jwt
 import pytest
 
-from tallyhub.core.auth import Role, User, hash_password, issue_token
+from tallyhub.core.auth import Role
 from tests.conftest import Harness
-from tests.leads.helpers import group_figures, incoming, make_group, report_accounts
-
-
-@cache
-def password_hash() -> str:
-    return hash_password("pw-1234")
-
-
-async def fast_user(h: Harness, username: str, role: Role) -> dict[str, str]:
-    """A user row and a token from the server's own key, without paying an argon2 hash per
-    user (POST /api/auth/token itself is tested below)."""
-
-    async def add(session: Any) -> User:
-        user = User(username=username, password_hash=password_hash(), role=role, is_active=True)
-        session.add(user)
-        await session.flush()
-        return user
-
-    user = await h.runtime.db.run(add)
-    return {"Authorization": f"Bearer {issue_token(h.runtime.secret_key, user, 60)}"}
+from tests.factories import PASSWORD, bearer, make_group, make_user, user_token
+from tests.leads.helpers import group_figures, incoming
 
 
 @dataclass
@@ -52,17 +33,15 @@ class World:
 
 @pytest.fixture
 async def world(harness: Harness) -> World:
-    admin = await fast_user(harness, "admin", Role.admin)
-    alice = await fast_user(harness, "alice", Role.operator)
-    bob = await fast_user(harness, "bob", Role.operator)
-    viewer = await fast_user(harness, "viewer", Role.viewer)
-    a = await make_group(harness, alice, remark="alice's group")
-    b = await make_group(harness, bob, remark="bob's group")
+    # Tokens signed with the server's own key: an argon2 check per sign-in would only slow
+    # these tests down (POST /api/auth/token itself is tested below).
+    admin = bearer(await user_token(harness.runtime, "admin", Role.admin))
+    alice = bearer(await user_token(harness.runtime, "alice", Role.operator))
+    bob = bearer(await user_token(harness.runtime, "bob", Role.operator))
+    viewer = bearer(await user_token(harness.runtime, "viewer", Role.viewer))
+    a = await make_group(harness, alice, remark="alice's group", accounts=["acc-1"])
+    b = await make_group(harness, bob, remark="bob's group", accounts=["acc-1"])
     for group in (a, b):
-        response = await report_accounts(
-            harness, group, {"line_id": "acc-1", "online_status": "online"}
-        )
-        assert response.status_code == 200, response.text
         assert (await incoming(harness, group, "acc-1", "U1")).status_code == 200
     accounts = await harness.client.get(f"/api/leads/groups/{b['id']}/accounts", headers=bob)
     assert accounts.status_code == 200, accounts.text
@@ -311,7 +290,7 @@ async def test_missing_or_invalid_tokens_are_401_with_a_json_error(
 
 
 async def test_token_with_a_wrong_password_is_401(harness: Harness) -> None:
-    await harness.user("carol", Role.operator, password="right-password")
+    await make_user(harness, "carol", Role.operator, password="right-password")
     wrong = await harness.client.post(
         "/api/auth/token", data={"username": "carol", "password": "wrong-password"}
     )
@@ -330,7 +309,7 @@ async def test_token_with_a_wrong_password_is_401(harness: Harness) -> None:
 
 async def test_me_answers_who_the_token_belongs_to(harness: Harness) -> None:
     for name, role in (("ann", Role.admin), ("oscar", Role.operator), ("vera", Role.viewer)):
-        headers = await fast_user(harness, name, role)
+        headers = bearer(await user_token(harness.runtime, name, role))
         me = await harness.client.get("/api/auth/me", headers=headers)
         assert me.status_code == 200, me.text
         body = me.json()
@@ -338,6 +317,6 @@ async def test_me_answers_who_the_token_belongs_to(harness: Harness) -> None:
         assert isinstance(body["id"], int)
         assert "password_hash" not in body
     token = await harness.client.post(
-        "/api/auth/token", data={"username": "oscar", "password": "pw-1234"}
+        "/api/auth/token", data={"username": "oscar", "password": PASSWORD}
     )
     assert token.json()["token_type"] == "bearer"
