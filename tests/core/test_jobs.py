@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -279,6 +280,28 @@ async def leave_row(
     return await runtime.db.run(insert)
 
 
+class Clock:
+    """The runners' time, moved by hand: a lease lapses when the test says, however slow
+    the machine (a runner's renewals still come every third of its lease, in real time)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def renewed_after(runtime: Runtime, name: str, after: datetime) -> JobRun:
+    """The run of `name` once its runner has renewed the lease past `after`."""
+    deadline = time.monotonic() + 30
+    while True:
+        (row,) = await runs_of(runtime, name)
+        if row.heartbeat_at > after:
+            return row
+        assert time.monotonic() < deadline, f"{name}: lease not renewed past {after}"
+        await asyncio.sleep(0.02)
+
+
 async def test_the_catch_up_at_start_takes_over_a_slot_whose_lease_lapsed(
     test_db: TestDatabase,
     tmp_path: Path,
@@ -397,7 +420,7 @@ async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
     register: Register,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lease = 2.0
+    lease = 0.3  # the child renews every 0.1 s; the test's runner lapses it by its clock
     env = {
         **os.environ,
         "TALLYHUB_ENV": "test",
@@ -425,19 +448,23 @@ async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
         async with runtimes(
             test_db, tmp_path, 1, job_lease_seconds=lease, job_grace_seconds=FOREVER
         ) as (runtime,):
-            await asyncio.sleep(lease * 0.75)  # the child renews its lease meanwhile
-            (alive,) = await runs_of(runtime, "test.killed_for_real")
+            (claimed,) = await runs_of(runtime, "test.killed_for_real")
+            # The child renews its lease meanwhile.
+            alive = await renewed_after(runtime, "test.killed_for_real", claimed.started_at)
             assert (alive.status, alive.attempt) == ("running", 1)
             assert alive.heartbeat_at > alive.started_at
             child.kill()  # mid-run, as a deploy or the OOM killer would
             await child.wait()
-            # Restarted at once: the slot is still held, so the catch-up leaves it ...
-            runner = JobRunner(runtime)
+            (killed,) = await runs_of(runtime, "test.killed_for_real")
+            # Restarted at once (the instant of the child's last renewal): the slot is
+            # still held, so the catch-up leaves it ...
+            clock = Clock(killed.heartbeat_at)
+            runner = JobRunner(runtime, clock=clock)
             await runner.catch_up()
             assert calls == []
             assert await runner.recover() == {"retried": 0, "abandoned": 0}
             # ... and recovery runs it again once the lease has lapsed.
-            await asyncio.sleep(lease * 1.5)
+            clock.now += timedelta(seconds=lease * 2)
             assert await runner.recover() == {"retried": 1, "abandoned": 0}
             (row,) = await runs_of(runtime, "test.killed_for_real")
     finally:
@@ -531,22 +558,31 @@ async def test_the_end_of_a_run_is_recorded_even_while_its_task_is_stopped() -> 
 async def test_a_running_job_renews_its_lease_so_no_one_takes_its_slot(
     test_db: TestDatabase, tmp_path: Path, register: Register
 ) -> None:
+    lease = 0.3  # renewed every 0.1 s; it lapses only when the clock is moved
     calls: list[str] = []
+    started, finish = asyncio.Event(), asyncio.Event()
 
     @register("test.long", cron="0 * * * *")
     async def long(runtime: Runtime) -> dict[str, Any]:
         calls.append("ran")
-        await asyncio.sleep(4.0)  # twice the lease
+        started.set()
+        await finish.wait()  # until twice the lease has passed, by the runners' clock
         return {}
 
-    async with runtimes(test_db, tmp_path, 2, job_lease_seconds=2.0) as (a, b):
-        first = asyncio.create_task(JobRunner(a).run("test.long", scheduled_for=SLOT))
-        await asyncio.sleep(3.0)
-        assert await JobRunner(b).run("test.long", scheduled_for=SLOT) is None
-        assert await JobRunner(b).recover() == {"retried": 0, "abandoned": 0}
+    clock = Clock(datetime.now(UTC))  # one time for both runners, as NTP keeps their hosts
+    async with runtimes(test_db, tmp_path, 2, job_lease_seconds=lease) as (a, b):
+        first = asyncio.create_task(JobRunner(a, clock=clock).run("test.long", scheduled_for=SLOT))
+        await asyncio.wait_for(started.wait(), 30)
+        claimed_at = clock.now
+        clock.now += timedelta(seconds=lease * 2)  # the lease it claimed with has lapsed ...
+        await renewed_after(b, "test.long", claimed_at)  # ... but its runner renewed it
+        other = JobRunner(b, clock=clock)
+        assert await other.run("test.long", scheduled_for=SLOT) is None
+        assert await other.recover() == {"retried": 0, "abandoned": 0}
         (row,) = await runs_of(b, "test.long")
         assert row.status == "running"
-        assert datetime.now(UTC) - row.heartbeat_at < timedelta(seconds=2.0)
+        assert clock.now - row.heartbeat_at < timedelta(seconds=lease)
+        finish.set()
         assert await asyncio.wait_for(first, 30) == row.id
         (row,) = await runs_of(a, "test.long")
     assert calls == ["ran"]

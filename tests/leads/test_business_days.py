@@ -4,7 +4,6 @@ list (search, filter, order, pagination)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,16 +42,10 @@ def day_start(group: dict[str, Any], day: date) -> datetime:
     return datetime.combine(day, reset, tzinfo=ZoneInfo(group["timezone"])).astimezone(UTC)
 
 
-async def away_from_resets(*groups: dict[str, Any]) -> datetime:
-    """Now, but not in the last seconds of any group's business day, so that "today" cannot
-    change while the test runs."""
-    while True:
-        now = datetime.now(UTC)
-        ends = [day_start(g, today_of(g, now) + timedelta(days=1)) for g in groups]
-        wait = min(end - now for end in ends)
-        if wait > timedelta(seconds=20):
-            return now
-        await asyncio.sleep(wait.total_seconds() + 1)
+def reset_time_ago(timezone: str, hours: int, now: datetime) -> str:
+    """The local HH:MM in `timezone` `hours` before `now`: a group that resets then is
+    hours away from either end of its business day, so "today" holds while a test runs."""
+    return (now - timedelta(hours=hours)).astimezone(ZoneInfo(timezone)).strftime("%H:%M")
 
 
 # ---------------------------------------------------------------- reset time and timezone
@@ -123,8 +116,16 @@ async def test_one_instant_falls_on_each_groups_own_business_day(harness: Harnes
 
 async def test_today_counts_only_the_groups_current_business_day(harness: Harness) -> None:
     admin = await make_user(harness, "admin", Role.admin)
+    now = datetime.now(UTC)
+    # Each group's day began hours ago, at a different instant: the server's "today" is the
+    # test's throughout, and one instant is today for one group, yesterday for the other.
     tokyo = await make_group(
-        harness, admin, accounts=["acc"], remark="tokyo", timezone="Asia/Tokyo", reset_time="06:00"
+        harness,
+        admin,
+        accounts=["acc"],
+        remark="tokyo",
+        timezone="Asia/Tokyo",
+        reset_time=reset_time_ago("Asia/Tokyo", 2, now),
     )
     los_angeles = await make_group(
         harness,
@@ -132,9 +133,8 @@ async def test_today_counts_only_the_groups_current_business_day(harness: Harnes
         accounts=["acc"],
         remark="la",
         timezone="America/Los_Angeles",
-        reset_time="22:30",
+        reset_time=reset_time_ago("America/Los_Angeles", 7, now),
     )
-    now = await away_from_resets(tokyo, los_angeles)
 
     expected_today: dict[int, int] = {}
     for group, inside, outside in ((tokyo, 3, 2), (los_angeles, 2, 3)):

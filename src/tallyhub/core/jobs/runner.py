@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -107,8 +107,11 @@ class Lease:
 
 
 class JobRunner:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], datetime] = utcnow) -> None:
+        """`clock` tells the runner the time: for its slots, and to stamp and judge leases.
+        Tests move it by hand rather than wait for a lease to lapse."""
         self.runtime = runtime
+        self.clock = clock
         self.tz = runtime.settings.timezone
         self.lease_seconds = runtime.settings.job_lease_seconds
         self._active: set[asyncio.Task[Any]] = set()  # runs in progress, for shutdown
@@ -118,7 +121,7 @@ class JobRunner:
         another runner holds it (or has run it)."""
 
         async def insert(session: Any) -> Lease:
-            now = utcnow()
+            now = self.clock()
             run = JobRun(
                 job_name=name,
                 scheduled_for=scheduled_for,
@@ -148,7 +151,7 @@ class JobRunner:
         """The slot's row, as the next attempt, if its process stopped (and attempts are
         left). One conditional UPDATE: of runners racing for it, the first to change the
         row wins, and the others no longer match."""
-        now = utcnow()
+        now = self.clock()
         taken = await session.execute(
             update(JobRun)
             .where(
@@ -203,7 +206,9 @@ class JobRunner:
                         JobRun.status.in_(("running", "abandoned")),
                     )
                     # Still running: if a stall got the run marked abandoned, it is not.
-                    .values(heartbeat_at=utcnow(), status="running", finished_at=None, error=None)
+                    .values(
+                        heartbeat_at=self.clock(), status="running", finished_at=None, error=None
+                    )
                 )
                 return int(result.rowcount or 0)
 
@@ -227,7 +232,7 @@ class JobRunner:
                 .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
                 .values(
                     status="interrupted",
-                    finished_at=utcnow(),
+                    finished_at=self.clock(),
                     error="interrupted: its process stopped it (shutdown) before it ended",
                 )
             )
@@ -244,7 +249,7 @@ class JobRunner:
         lease has lapsed. A slot that is still its job's latest is run again, up to
         MAX_ATTEMPTS in all, here and one after another; the others (a newer slot has
         come since, or the attempts are used up) are marked `abandoned`."""
-        stale_before = utcnow() - timedelta(seconds=self.lease_seconds)
+        stale_before = self.clock() - timedelta(seconds=self.lease_seconds)
 
         async def stopped(session: Any) -> list[Any]:
             return list(
@@ -260,7 +265,7 @@ class JobRunner:
         retried = abandoned = 0
         for row in await self.runtime.db.run(stopped):
             # The clock is read anew for every row: a retry before it may have taken long.
-            now = utcnow()
+            now = self.clock()
             stale_before = now - timedelta(seconds=self.lease_seconds)
             spec = REGISTRY.get(row.job_name)
             latest = spec is not None and spec.last_slot(now, self.tz) == row.scheduled_for
@@ -303,7 +308,7 @@ class JobRunner:
         spec = REGISTRY.get(name)
         if spec is None:
             raise NotFound(f"no job named {name!r}", code="job_not_found")
-        slot = scheduled_for or utcnow()
+        slot = scheduled_for or self.clock()
         lease = await self.claim(name, slot, trigger)
         if lease is None:
             return None
@@ -335,7 +340,7 @@ class JobRunner:
         duration = int((time.perf_counter() - started) * 1000)
 
         async def finish(session: Any) -> int:
-            now = utcnow()
+            now = self.clock()
             result = await session.execute(
                 update(JobRun)
                 .where(JobRun.id == run_id, JobRun.attempt == lease.attempt)
@@ -366,12 +371,12 @@ class JobRunner:
 
     async def run_scheduled(self, name: str) -> int | None:
         """Run the slot that is due now; a slot another runner claimed is skipped."""
-        slot = REGISTRY[name].last_slot(utcnow() + timedelta(seconds=1), self.tz)
+        slot = REGISTRY[name].last_slot(self.clock() + timedelta(seconds=1), self.tz)
         return await self.run(name, scheduled_for=slot, trigger="schedule")
 
     async def catch_up(self) -> None:
         """Run, once, each job whose latest slot was missed within the grace window."""
-        now = utcnow()
+        now = self.clock()
         grace = timedelta(seconds=self.runtime.settings.job_grace_seconds)
         for spec in REGISTRY.values():
             slot = spec.last_slot(now, self.tz)
