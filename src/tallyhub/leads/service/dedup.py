@@ -100,6 +100,13 @@ async def _insert_contacts(
     )
 
 
+def _claimed_by(claim: FreshLead | None, owner: str) -> bool:
+    """Whether `owner` is the event of this batch that claimed the row. The read-back
+    covers every group × every line of the batch, so it also meets rows of pairs the
+    batch never claimed (a line that came in for another group): those are not ours."""
+    return claim is not None and claim.event.event_id == owner
+
+
 async def _contacts_this_batch_wrote(
     session: AsyncSession, claims: _Claims
 ) -> tuple[set[tuple[int, str]], set[str]]:
@@ -111,7 +118,7 @@ async def _contacts_this_batch_wrote(
         for gid, line, owner in await session.execute(
             _GROUP_POOL, {"groups": bucketed(g for g, _ in claims.in_group), "lines": lines}
         )
-        if owner == claims.in_group[gid, line].event.event_id
+        if _claimed_by(claims.in_group.get((gid, line)), owner)
     }
     new_globally = {
         line
