@@ -38,6 +38,9 @@ DB_POOL = Gauge("db_pool_connections", "Database connection pool", ["state"])
 JOB_RUNS = Counter("job_runs_total", "Job runs finished", ["job", "status"])
 WS_CONNECTIONS = Gauge("ws_connections", "Open WebSocket connections")
 AUTH_FAILURES = Counter("auth_failures_total", "Rejected credentials", ["kind"])
+PASSWORD_CHECKS = Counter(
+    "auth_password_checks_total", "Passwords checked against a hash (~0.1 s of CPU each)"
+)
 
 
 def render() -> tuple[bytes, str]:
