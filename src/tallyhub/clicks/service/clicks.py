@@ -45,6 +45,7 @@ from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.clicks.service.summaries import (
     SummaryMoves,
     TagKey,
+    in_slices,
     move_summaries,
     table_of,
     tag_strings,
@@ -390,7 +391,9 @@ class _CampaignUsers:
         if self.rows.returning:
             new_users.update(cid for cid, _uid in inserted)
             return new_users
-        owners = await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": bucketed(self.unknown)})
+        owners: list[Any] = []
+        for keys in in_slices(self.unknown):
+            owners += (await conn.execute(_CAMPAIGN_USER_OWNERS, {"keys": keys})).all()
         for cid, uid, event_id in owners:
             if self.firsts[cid, uid].event_id == event_id:
                 new_users[cid] += 1

@@ -1,6 +1,9 @@
 """Recalibration (校准) of the clicks domain: recompute every campaign counter, daily row,
 summary and tag set from the interaction logs, correct what drifted, record each drift.
 
+No statement grows with the number of summaries: what is read is read by campaign (a
+chunk's ids), and what is written by key goes in bounded slices (`in_slices`).
+
 Safe while clicks are recorded: for each chunk of campaigns the summaries, the campaign rows
 and the daily rows are locked first, in the order a click batch takes them, and only
 then are the logs counted. A batch either committed before the lock (its logs are
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.clicks.models import (
@@ -25,7 +28,12 @@ from tallyhub.clicks.models import (
     ClickSummaryTag,
     InteractionLog,
 )
-from tallyhub.clicks.service.summaries import SummaryKey, rebuild_tag_strings, tag_rows
+from tallyhub.clicks.service.summaries import (
+    SummaryKey,
+    in_slices,
+    rebuild_tag_strings,
+    tag_rows_of_campaigns,
+)
 from tallyhub.clicks.service.tracking import normalize_tags
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
@@ -329,7 +337,8 @@ async def _fix_tags(
     actual: dict[SummaryKey, dict[str, tuple[datetime, int]]],
     drifts: list[dict[str, Any]],
 ) -> None:
-    stored = await _stored_tags(session, campaign_ids)
+    stored_rows = await tag_rows_of_campaigns(session, campaign_ids)
+    stored = {key: {tag for tag, _ in rows} for key, rows in stored_rows.items()}
     rebuild: set[SummaryKey] = set()
     for key in sorted(set(stored) | set(actual)):
         want = actual.get(key, {})
@@ -345,25 +354,9 @@ async def _fix_tags(
         rebuild.add(key)
     # The comma strings: rebuilt where the set changed, and checked everywhere else.
     keys = sorted((set(stored_summaries) | set(per_summary)) - rebuild)
-    rebuild |= await _drifted_tag_strings(session, keys, stored_summaries, drifts)
+    rebuild |= _drifted_tag_strings(keys, stored_rows, stored_summaries, drifts)
     if rebuild:
         await rebuild_tag_strings(session, sorted(rebuild))
-
-
-async def _stored_tags(
-    session: AsyncSession, campaign_ids: Sequence[int]
-) -> dict[SummaryKey, set[str]]:
-    stored: dict[SummaryKey, set[str]] = defaultdict(set)
-    for cid, uid, src, tag in await session.execute(
-        select(
-            ClickSummaryTag.campaign_id,
-            ClickSummaryTag.line_id,
-            ClickSummaryTag.source_campaign_id,
-            ClickSummaryTag.tag,
-        ).where(ClickSummaryTag.campaign_id.in_(campaign_ids))
-    ):
-        stored[cid, uid, src].add(tag)
-    return stored
 
 
 async def _correct_tag_set(
@@ -374,8 +367,7 @@ async def _correct_tag_set(
 ) -> None:
     """Delete the summary's tags no log supports; add the missing ones, in first-seen
     order."""
-    extra = sorted(have - set(want))
-    if extra:
+    for extra in in_slices(have - set(want)):
         await session.execute(
             delete(ClickSummaryTag).where(
                 ClickSummaryTag.campaign_id == key[0],
@@ -403,18 +395,15 @@ async def _correct_tag_set(
         )
 
 
-async def _drifted_tag_strings(
-    session: AsyncSession,
+def _drifted_tag_strings(
     keys: Sequence[SummaryKey],
+    rows: dict[SummaryKey, list[tuple[str, datetime]]],
     stored_summaries: dict[SummaryKey, ClickSummary],
     drifts: list[dict[str, Any]],
 ) -> set[SummaryKey]:
     """The summaries among `keys` whose comma string (or `tags_seen_until`) does not match
-    their tag rows; each mismatch is recorded as a drift."""
+    their tag rows (`rows`, in first-seen order); each mismatch is recorded as a drift."""
     drifted: set[SummaryKey] = set()
-    if not keys:
-        return drifted
-    rows = await tag_rows(session, keys)
     for key in keys:
         tags = rows.get(key, [])
         string = ",".join(tag for tag, _ in tags) or None
@@ -464,9 +453,19 @@ async def _fix_campaign_users(
                 for cid, uid in missing
             ],
         )
-    if extra:
-        await session.execute(
-            delete(CampaignUser).where(
-                tuple_(CampaignUser.campaign_id, CampaignUser.line_id).in_(extra)
+    await _delete_campaign_users(session, extra)
+
+
+async def _delete_campaign_users(session: AsyncSession, keys: Sequence[tuple[int, str]]) -> None:
+    """Delete these (campaign, user) rows: per campaign, by slices of user ids (each a
+    range of the primary key; a tuple IN list is planned as one OR per key)."""
+    users: dict[int, list[str]] = defaultdict(list)
+    for cid, uid in keys:
+        users[cid].append(uid)
+    for cid, uids in sorted(users.items()):
+        for some in in_slices(uids):
+            await session.execute(
+                delete(CampaignUser).where(
+                    CampaignUser.campaign_id == cid, CampaignUser.line_id.in_(some)
+                )
             )
-        )
