@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,14 +11,18 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tallyhub import __version__
+from tallyhub.clicks import api as clicks_api
 from tallyhub.core import auth, metrics
 from tallyhub.core.config import CoreSettings
-from tallyhub.core.http import HotPathsApp, error_body, install_error_handlers
+from tallyhub.core.errors import Unauthorized
+from tallyhub.core.http import BodyLimits, HotPathsApp, error_body, install_error_handlers
 from tallyhub.core.jobs import api as jobs_api
 from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.core.logging import configure_logging
+from tallyhub.core.openapi import Answers, dependency_of, document_errors
 from tallyhub.core.runtime import Extension, Runtime
 from tallyhub.domains import DOMAINS, register_jobs
+from tallyhub.leads import api as leads_api
 from tallyhub.settings import get_settings
 from tallyhub.web import pages
 
@@ -38,6 +43,39 @@ def _mount_domains(app: HotPathsApp, settings: CoreSettings) -> None:
         for router in domain.routers:
             app.include_router(router)
         app.hot_paths.update(domain.hot_paths)
+
+
+def _error_answers() -> Answers:
+    """What OpenAPI cannot tell from a route's parameters: the errors its endpoint or one
+    of its dependencies answers (see core.openapi.document_errors)."""
+    return {
+        dependency_of(auth.CurrentUser): (401,),
+        dependency_of(auth.WriterUser): (401, 403),
+        dependency_of(auth.AdminUser): (401, 403),
+        auth.login: (401, 429),
+        auth.open_session: (401, 403, 429),
+        jobs_api.run_job: (409,),
+        # The desktop client's activation code: wrong (401, rate-limited: 429), or the
+        # group inactive (403).
+        dependency_of(leads_api.ClientGroup): (401, 403, 429),
+        leads_api.client_incoming: (429,),
+        leads_api.client_incoming_batch: (401, 403, 429),
+        leads_api.client_accounts: (400, 409),
+        clicks_api.create_link: (400,),
+    }
+
+
+def _check_metrics_token(request: Request, token: str | None) -> None:
+    if not token:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.encode()):
+        metrics.AUTH_FAILURES.labels(kind="metrics_token").inc()
+        raise Unauthorized(
+            "GET /metrics needs Authorization: Bearer <TALLYHUB_METRICS_TOKEN>",
+            code="metrics_token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) -> FastAPI:
@@ -70,6 +108,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
         version=__version__,
         description="Exact, instantly readable statistics for growth-operations teams.",
         lifespan=lifespan,
+        body_limits=BodyLimits(settings.http.max_body_bytes, settings.http.max_body_bytes_by_path),
     )
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -91,11 +130,17 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
             return JSONResponse(error_body("database_unreachable", str(error)[:200]), 503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics (with TALLYHUB_METRICS_TOKEN set: for that bearer token)",
+    )
     async def prometheus(request: Request) -> Response:
+        _check_metrics_token(request, settings.metrics_token)
         for state, value in runtime.db.pool_status().items():
             metrics.DB_POOL.labels(state=state).set(value)
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    document_errors(app, {**_error_answers(), readyz: (503,), prometheus: (401,)})
     return app

@@ -43,6 +43,18 @@ class AuthSettings(BaseModel):
     socket_recheck_seconds: float = Field(default=60.0, gt=0)
 
 
+class HttpSettings(BaseModel):
+    """Limits of the HTTP edge (core/http.py)."""
+
+    # A request body past this is refused with 413: at once when its Content-Length says
+    # so, else as soon as the bytes read pass it.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    # Other limits for particular paths: the desktop client's batch of up to 1,000 leads.
+    max_body_bytes_by_path: dict[str, int] = Field(
+        default_factory=lambda: {"/api/client/incoming/batch": 8 * 1024 * 1024}
+    )
+
+
 class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TALLYHUB_",
@@ -66,9 +78,12 @@ class CoreSettings(BaseSettings):
     # lapsed was left by a stopped process, and may be run again.
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_history_days: int = 14  # finished job runs older than this are pruned nightly
+    # When set, GET /metrics asks for `Authorization: Bearer <this token>`.
+    metrics_token: str | None = None
 
     pool: DatabasePool = Field(default_factory=DatabasePool)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> CoreSettings:

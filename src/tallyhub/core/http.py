@@ -1,5 +1,6 @@
-"""The HTTP edge: one transaction per request, domain errors as JSON, the query
-parameters of pages and day ranges.
+"""The HTTP edge: one transaction per request; errors as JSON (domain errors, bad input,
+bodies over the limit, and whatever else goes wrong); the error answers each operation
+documents; the query parameters of pages and day ranges.
 
 `TransactionalRoute` wraps every endpoint of a router: it opens the session, runs the
 endpoint, commits before the response leaves, and retries the whole request on a deadlock
@@ -8,7 +9,8 @@ or serialization failure. Endpoints get the session through the `Session` depend
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -17,22 +19,28 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from prometheus_client import Counter
 from pydantic import BaseModel
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tallyhub.core import metrics
 from tallyhub.core.db import Database, backoff, is_retryable
 from tallyhub.core.errors import BadRequest, DomainError
-from tallyhub.core.pagination import PageParams
+from tallyhub.core.pagination import MAX_PAGE, MAX_PAGE_SIZE, PAGE_SIZE, PageParams
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+UNEXPECTED_ERRORS = Counter(
+    "http_unexpected_errors_total", "Requests answered 500: an error no handler took", ["route"]
+)
+BODIES_REFUSED = Counter("http_bodies_refused_total", "Request bodies refused as too large (413)")
 
 
 # ---------------------------------------------------------------- errors as JSON
@@ -58,6 +66,62 @@ def validation_error_response(errors: Sequence[Any]) -> JSONResponse:
     )
 
 
+_HTTP_ERROR_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+def http_error_response(error: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_ERROR_CODES.get(error.status_code, "http_error")
+    return JSONResponse(
+        error_body(code, str(error.detail)), error.status_code, getattr(error, "headers", None)
+    )
+
+
+def internal_error_response() -> JSONResponse:
+    return JSONResponse(error_body("internal_error", "the request could not be handled"), 500)
+
+
+def _unexpected_error(scope: Scope, route: str) -> None:
+    """Log (with the traceback of the error being handled) and count an unexpected error;
+    `route` is the route's template, so that ids in paths do not multiply the series."""
+    log.error("http.unexpected_error", method=scope["method"], path=scope["path"], exc_info=True)
+    UNEXPECTED_ERRORS.labels(route).inc()
+
+
+class UnexpectedErrors:
+    """ASGI middleware: an error no handler took becomes the JSON envelope with 500, logged
+    with its path and counted. Unlike Starlette's ServerErrorMiddleware it does not raise
+    the error on to the server, which would drop the keep-alive connection. (An error after
+    the response started can no longer be answered: that one goes on.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            _unexpected_error(scope, getattr(scope.get("route"), "path_format", "(no route)"))
+            if started:
+                raise
+            await internal_error_response()(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, DomainError)
@@ -69,15 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
-        code = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-        }.get(error.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, str(error.detail)), error.status_code, getattr(error, "headers", None)
-        )
+        return http_error_response(error)
 
     async def pool_exhausted(request: Request, error: Exception) -> Response:
         # Every pooled connection stayed busy for the whole pool timeout: overload, which
@@ -94,6 +150,82 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_middleware(UnexpectedErrors)
+
+
+# ---------------------------------------------------------------- request body limits
+
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """413. An HTTPException, so that FastAPI lets it through its body parsing (anything
+    else raised there becomes a 400) to the handler that answers the JSON envelope."""
+
+    def __init__(self, limit: int) -> None:
+        # The rest of the body is never read: the connection cannot serve another request.
+        super().__init__(
+            413, f"the request body is over the limit of {limit} bytes", {"Connection": "close"}
+        )
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large a request body may be: `default` bytes, or `by_path` for some paths."""
+
+    default: int = 1024 * 1024
+    by_path: Mapping[str, int] = field(default_factory=dict)
+
+    async def guard(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run `app`, refusing a body over the limit: by its Content-Length before reading
+        any of it, or (chunked) once the bytes read pass the limit."""
+        limit = self.by_path.get(scope["path"], self.default)
+        declared = _content_length(scope)
+        if declared is None:
+            await _counting_body(app, limit, scope, receive, send)
+        elif declared > limit:
+            BODIES_REFUSED.inc()
+            await http_error_response(BodyTooLarge(limit))(scope, receive, send)
+        else:  # the server delivers no more than Content-Length says
+            await app(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _counting_body(
+    app: ASGIApp, limit: int, scope: Scope, receive: Receive, send: Send
+) -> None:
+    read = 0
+    started = False
+
+    async def counting() -> Message:
+        nonlocal read
+        message = await receive()
+        read += len(message.get("body", b""))
+        if read > limit:
+            BODIES_REFUSED.inc()
+            raise BodyTooLarge(limit)
+        return message
+
+    async def watched(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, counting, watched)
+    except BodyTooLarge as error:  # one no handler answered (FastAPI's routes do)
+        if started:
+            raise
+        await http_error_response(error)(scope, receive, send)
 
 
 # ---------------------------------------------------------------- hot paths
@@ -108,13 +240,21 @@ class HotPathsApp(FastAPI):
     middleware, routing, dependency resolution), which costs more than the endpoint's own
     work. Everything else is served as usual (keep a FastAPI or Starlette route for the
     same path, so /docs describes it and other methods get 405). A hot endpoint answers
-    its own errors."""
+    its own errors. The front door also holds request bodies to `body_limits`, for hot
+    paths and the rest alike."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, body_limits: BodyLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hot_paths: dict[tuple[str, str], ASGIApp] = {}
+        self.body_limits = body_limits or BodyLimits()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in _BODILESS:
+            await self.body_limits.guard(self._dispatch, scope, receive, send)
+        else:
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             endpoint = self.hot_paths.get((scope["method"], scope["path"]))
             if endpoint is not None:
@@ -125,8 +265,8 @@ class HotPathsApp(FastAPI):
 
 
 def plain_endpoint(handler: HotHandler) -> ASGIApp:
-    """An ASGI app from a Request -> Response handler, rendering domain errors as the
-    usual JSON and anything else as a logged 500 (it runs outside FastAPI's exception
+    """An ASGI app from a Request -> Response handler, rendering domain and HTTP errors as
+    the usual JSON and anything else as a logged 500 (it runs outside FastAPI's exception
     handlers and error middleware)."""
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,11 +274,11 @@ def plain_endpoint(handler: HotHandler) -> ASGIApp:
             response = await handler(Request(scope, receive))
         except DomainError as error:
             response = domain_error_response(error)
+        except StarletteHTTPException as error:  # a body over the limit
+            response = http_error_response(error)
         except Exception:
-            log.error("http.hot_path_failed", path=scope["path"], exc_info=True)
-            response = JSONResponse(
-                error_body("internal_error", "the request could not be handled"), 500
-            )
+            _unexpected_error(scope, scope["path"])  # a hot path is one exact path
+            response = internal_error_response()
         await response(scope, receive, send)
 
     return endpoint
@@ -204,8 +344,10 @@ Session = Annotated[AsyncSession, Depends(_session)]
 
 
 def _page_params(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200, description="Rows per page (≤ 200)")] = 50,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Rows per page (≤ {MAX_PAGE_SIZE})")
+    ] = PAGE_SIZE,
 ) -> PageParams:
     return PageParams(page=page, page_size=page_size)
 

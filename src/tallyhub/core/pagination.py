@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# Far past any list's end, and small enough that (page - 1) × page_size stays an OFFSET
+# every database takes (a signed 64-bit integer): page 2**63 was a 500, not a 422.
+MAX_PAGE = 2**31 - 1
 
 
 class Page(BaseModel, Generic[T]):
@@ -20,8 +26,8 @@ class Page(BaseModel, Generic[T]):
 
 
 class PageParams(BaseModel):
-    page: int
-    page_size: int
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    page_size: int = Field(default=PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
     @property
     def offset(self) -> int:
