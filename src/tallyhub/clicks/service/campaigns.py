@@ -72,7 +72,8 @@ async def list_campaigns(
 ) -> tuple[list[Campaign], int]:
     query: Select[tuple[Campaign]] = select(Campaign).where(principal.visible(Campaign.owner_id))
     if search:
-        query = query.where(func.lower(Campaign.name).like(f"%{search.lower()}%"))
+        # `%` and `_` in the search are letters, not LIKE wildcards.
+        query = query.where(func.lower(Campaign.name).contains(search.lower(), autoescape=True))
     return await paginate(
         session, query.order_by(Campaign.created_at.desc(), Campaign.id.desc()), paging
     )

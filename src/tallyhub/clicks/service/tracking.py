@@ -10,7 +10,9 @@ import itertools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+import idna
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 64
@@ -25,6 +27,9 @@ DEFAULT_TYPE = "image_click"
 # Characters a browser reads differently from urllib (backslash as a slash) or that must
 # never reach a header (controls, whitespace).
 _UNSAFE = frozenset("\\ \t\r\n\x0b\x0c\x7f") | frozenset(chr(c) for c in range(32))
+# What a browser refuses in a host once its %-escapes are decoded (WHATWG "forbidden
+# domain code points", less the controls `_UNSAFE` holds).
+_FORBIDDEN_IN_HOST = frozenset("#%/:<>?@[\\]^|") | _UNSAFE
 # Everything a URL may legally contain stays as it is; only the rest (non-ASCII) is quoted.
 _URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 
@@ -99,8 +104,9 @@ def check_type(raw: str | None) -> str:
 
 def parse_target(to: str | None) -> tuple[str, str]:
     """The redirect target as it goes into `Location` (non-ASCII percent-encoded), and its
-    host in lower case (IDNA). Refuses anything that is not a plain absolute http(s) URL:
-    `javascript:`, scheme-relative `//host`, backslashes, credentials, control characters."""
+    host as a browser resolves it (`browser_host`). Refuses anything that is not a plain
+    absolute http(s) URL: `javascript:`, scheme-relative `//host`, backslashes,
+    credentials, control characters."""
     if not to:
         raise Refused("bad_parameter", "to: required")
     if len(to) > MAX_TARGET_LENGTH:
@@ -117,16 +123,29 @@ def parse_target(to: str | None) -> tuple[str, str]:
         raise Refused("invalid_target", "to: only absolute http:// or https:// URLs")
     if "@" in parts.netloc:
         raise Refused("invalid_target", "to: URLs with credentials are refused")
-    host = (parts.hostname or "").rstrip(".")
+    host = browser_host(parts.hostname or "")
     if not host:
         raise Refused("invalid_target", "to: the URL has no host")
-    if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError as error:
-            raise Refused("invalid_target", "to: the host is not a valid name") from error
     location = to if to.isascii() else quote(to, safe=_URL_SAFE)
-    return location, host.lower()
+    return location, host
+
+
+def browser_host(host: str) -> str:
+    """The ASCII name a browser goes to for `host` (WHATWG URL host parsing): percent-escapes
+    decoded, then UTS-46 processing, non-transitional, as every current browser does.
+    Python's own "idna" codec is IDNA 2003 and maps `ß` to `ss`: `boß.com` would pass for
+    an allowed `boss.com` while the browser goes to `xn--bo-hia.com`."""
+    if "%" in host:
+        host = unquote(host)
+        if any(ch in _FORBIDDEN_IN_HOST for ch in host):
+            raise Refused("invalid_target", "to: the host is not a valid name")
+    host = host.rstrip(".")
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii").rstrip(".")
+    except (idna.IDNAError, UnicodeError) as error:
+        raise Refused("invalid_target", "to: the host is not a valid name") from error
 
 
 def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
