@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import secrets
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 
 from tallyhub import __version__
 from tallyhub.clicks import api as clicks_api
@@ -124,7 +126,11 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
     @app.get("/readyz", tags=["ops"], summary="The database answers")
     async def readyz() -> Response:
         try:
-            await runtime.db.ping()
+            # A read-only transaction: on SQLite a plain BEGIN, which never queues behind
+            # a writer for the write lock (a probe must not wait on the busiest writer).
+            async with asyncio.timeout(5):
+                async with runtime.db.transaction(readonly=True) as session:
+                    await session.execute(text("SELECT 1"))
         except Exception as error:
             metrics.READY_FAILURES.inc()
             return JSONResponse(error_body("database_unreachable", str(error)[:200]), 503)
