@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from tallyhub import __version__
@@ -63,7 +63,7 @@ def _error_answers() -> Answers:
         leads_api.client_incoming: (429,),
         leads_api.client_incoming_batch: (401, 403, 429),
         leads_api.client_accounts: (400, 409),
-        clicks_api.create_link: (400,),
+        clicks_api.create_link: (400, 404),  # the body's campaign: not found (or not yours)
     }
 
 
@@ -140,6 +140,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
         "/metrics",
         tags=["ops"],
         summary="Prometheus metrics (with TALLYHUB_METRICS_TOKEN set: for that bearer token)",
+        response_class=PlainTextResponse,
     )
     async def prometheus(request: Request) -> Response:
         _check_metrics_token(request, settings.metrics_token)

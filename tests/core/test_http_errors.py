@@ -17,6 +17,7 @@ from tallyhub.core.auth import Role, User
 from tallyhub.core.http import Session, TransactionalRoute
 from tests.conftest import TestDatabase, _Servers, make_settings
 from tests.core.test_ops import samples
+from tests.factories import bearer, user_token
 from tests.leads.test_live import serve
 
 INTERNAL_ERROR = {"code": "internal_error", "message": "the request could not be handled"}
@@ -104,3 +105,27 @@ async def test_a_500_from_a_transactional_route_is_the_json_envelope_too(
     assert response.status_code == 500
     assert response.json() == {"error": INTERNAL_ERROR}
     assert users == 0
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_422_naming_it(
+    sqlite_db: TestDatabase, harness_factory: Any
+) -> None:
+    """JSON that is not UTF-8 was FastAPI's bare 400 "There was an error parsing the body",
+    which no operation documents (the fuzz suite found it on every JSON body)."""
+    async with harness_factory(sqlite_db) as h:
+        admin = bearer(await user_token(h.runtime, "admin", Role.admin))
+        json_type = {"Content-Type": "application/json"}
+        answers = [
+            await h.client.post(
+                "/api/leads/groups", content=b'{"remark": "\xa4"}', headers={**admin, **json_type}
+            ),
+            await h.client.post(
+                "/api/clicks/campaigns", content=b"u$\xa4\x02", headers={**admin, **json_type}
+            ),
+        ]
+    for response in answers:
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert error["fields"][0]["field"] == "body"
+        assert "utf-8" in error["message"]

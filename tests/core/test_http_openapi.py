@@ -26,7 +26,7 @@ EXPECTED = [
     # writers only: 403; a body: 413
     ("post", "/api/leads/groups", {"401", "403", "413", "422", "503"}),
     ("delete", "/api/leads/groups/{group_id}", {"401", "403", "404", "422", "503"}),
-    ("post", "/api/clicks/links", {"400", "401", "403", "413", "422", "503"}),
+    ("post", "/api/clicks/links", {"400", "401", "403", "404", "413", "422", "503"}),
     ("get", "/api/clicks/campaigns/{campaign_id}/daily", {"400", "401", "404", "422", "503"}),
     # admin only, and a run that may find its slot taken: 409
     ("post", "/api/jobs/{name}/run", {"401", "403", "404", "409", "422", "503"}),
@@ -97,3 +97,9 @@ async def test_the_answers_are_what_the_document_says(harness: Harness) -> None:
         error = response.json()["error"]
         assert isinstance(error["code"], str) and isinstance(error["message"], str)
         assert set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize("test_db", ["sqlite"], indirect=True)
+async def test_metrics_are_documented_as_the_text_they_are(document: dict[str, Any]) -> None:
+    content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(content) == ["text/plain"]

@@ -82,6 +82,15 @@ def http_error_response(error: StarletteHTTPException) -> JSONResponse:
     )
 
 
+def unreadable_body_response(cause: BaseException) -> JSONResponse:
+    """422 for a body FastAPI could not even decode (JSON that is not UTF-8, a broken
+    form), which it answers as a bare 400 "There was an error parsing the body"."""
+    problem = {"field": "body", "message": f"cannot be read: {cause}"[:300]}
+    return JSONResponse(
+        error_body("validation_error", f"body: {problem['message']}", fields=[problem]), 422
+    )
+
+
 def internal_error_response() -> JSONResponse:
     return JSONResponse(error_body("internal_error", "the request could not be handled"), 500)
 
@@ -133,6 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, error: Exception) -> Response:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and error.__cause__ is not None:
+            return unreadable_body_response(error.__cause__)
         return http_error_response(error)
 
     async def pool_exhausted(request: Request, error: Exception) -> Response:
