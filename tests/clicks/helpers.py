@@ -1,13 +1,16 @@
-"""Shared steps of the clicks tests, spoken through the HTTP API."""
+"""Shared steps of the clicks tests, spoken through the HTTP API, and a TCP proxy that
+stands between the app and its database server (stopped: the database is down)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 from prometheus_client import REGISTRY
+from sqlalchemy.engine import make_url
 
-from tests.conftest import Harness
+from tests.conftest import Harness, TestDatabase
 from tests.factories import HOST
 
 TARGET = f"https://{HOST}/sale"  # a link target every campaign made by make_campaign allows
@@ -48,3 +51,64 @@ def metric(name: str, **labels: str) -> float:
     """The current value of a Prometheus sample in this process (0 when absent)."""
     value = REGISTRY.get_sample_value(name, labels)
     return value or 0.0
+
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+async def proxied(db: TestDatabase, port: int = 0) -> tuple[TcpProxy, TestDatabase]:
+    """A running proxy to the database server (on `port`, or a free one), and the test
+    database reached through it."""
+    url = make_url(db.url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or DEFAULT_PORTS[db.name])
+    proxy.port = port
+    await proxy.start()
+    through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    return proxy, TestDatabase(db.name, through)
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to the database server until stopped."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+        self._server = None
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass  # the other side went away: the proxy's job is only to stop forwarding
+        finally:
+            sink.transport.abort()
+            self._writers.discard(sink)

@@ -22,58 +22,11 @@ from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickEvent
 from tallyhub.core.auth import Role
 from tallyhub.core.jobs.runner import JobRun, JobRunner
-from tests.clicks.helpers import campaign, click, metric, summary_of, users
+from tests.clicks.helpers import TcpProxy, campaign, click, metric, summary_of, users
 from tests.conftest import Harness, TestDatabase
 from tests.factories import make_campaign, make_user
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to the database server until stopped."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-        self._server = None
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, sink))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except (ConnectionError, OSError):
-            pass  # the other side went away: the proxy's job is only to stop forwarding
-        finally:
-            sink.transport.abort()
-            self._writers.discard(sink)
 
 
 def link_params(response: Any) -> dict[str, str]:

@@ -17,7 +17,10 @@ class ClickSpoolSettings(BaseModel):
     flush_ms: float = 5.0  # appends are fsynced together at most this often
     rotate_seconds: float = 5.0  # a segment older than this is closed for replay
     breaker_seconds: float = 5.0  # after a database failure, spool directly this long
-    replay_chunk: int = 500
+    replay_chunk: int = Field(500, ge=1, le=5000)
+    # Each serving process replays its own spool this often (a loop of its own, whatever
+    # the scheduler: the spool is in this host's var/, which no other process reads).
+    replay_seconds: float = Field(10.0, gt=0)
 
 
 class ClickBatchSettings(BatchSettings):
@@ -49,6 +52,9 @@ class ClicksSettings(BaseModel):
     batching: ClickBatchSettings = Field(default_factory=ClickBatchSettings)
     commit_timeout_ms: float = 2000.0  # longer than this, the click is spooled instead
     campaign_cache_seconds: float = 10.0
+    # A click of a campaign this process has not loaded yet waits at most this long for
+    # it (bounded further by the commit timeout); then the snapshot's settings, or a 503.
+    campaign_load_timeout_ms: float = Field(1000.0, gt=0)
     spool: ClickSpoolSettings = Field(default_factory=ClickSpoolSettings)
     public_base_url: str | None = None  # base of signed links; default: the request's
     bare_route: bool = False  # mount /__bare302 (records nothing), for the benchmark

@@ -15,21 +15,23 @@ from tallyhub.core.runtime import Runtime
 @job(
     "clicks.replay_spool",
     every_seconds=10,
-    description="Apply clicks spooled while the database was unreachable (idempotent)",
+    description="Apply the clicks spooled in this host's var/ now (idempotent)",
 )
 async def replay_spool(runtime: Runtime) -> dict[str, Any]:
-    # A serving process has a live spool and recorder; a Celery worker has neither.
+    """Every serving process replays its own spool in a loop of its own (wiring.py),
+    whatever the scheduler. This job stays for a replay by hand (`tallyhub jobs run
+    clicks.replay_spool` on a host whose server is gone, or from the API), and where it
+    runs on schedule it replays what lies in that host's var/: nothing, on a worker host
+    that serves no clicks."""
     serving = wiring.serving_parts(runtime)
-    counts = await service.replay_spool(
+    if serving is not None:
+        return await wiring.replay_once(runtime, serving)
+    return await service.replay_spool(
         runtime.db,
         service.spool_directory(runtime.settings.var_dir),
         chunk_size=clicks_settings(runtime.settings).spool.replay_chunk,
-        own=serving.spool if serving is not None else None,
         on_event=lambda outcome: TRACK_REPLAYED.labels(outcome=outcome).inc(),
     )
-    if serving is not None:
-        serving.recorder.reset()  # the database answered: stop spooling straight away
-    return counts
 
 
 async def recalibrate_now(runtime: Runtime) -> RecalibrationRun:

@@ -109,6 +109,9 @@ class Tracker:
         self.recorder = recorder
         self.key = key
         self.event_id = service.EventIds()
+        # A campaign not loaded yet is waited for at most this long (and the recorder gets
+        # what is left of its commit timeout): the whole request stays within that.
+        self.campaign_wait = min(rules.load_timeout, recorder.commit_timeout)
         self._requests: dict[int, Any] = {}  # bound metric children, by status / reason
         self._rejected: dict[str, Any] = {}
 
@@ -143,7 +146,9 @@ class Tracker:
             sig = params.get("sig")
 
             found, rule = self.rules.cached(cid)
+            spent = 0.0
             if not found:
+                began = time.perf_counter()
                 try:
                     found, rule = await self._uncached_rule(cid, sig)
                 except service.CampaignsUnavailable:
@@ -153,6 +158,7 @@ class Tracker:
                         "the campaign cannot be checked right now; retry shortly",
                         retry_after=1,
                     )
+                spent = time.perf_counter() - began
             if found and rule is None:
                 raise service.Refused("unknown_campaign", f"campaign {cid} not found", 404)
             self._check_target(sig, rule, cid, to, host, src, type_, tags, uid)
@@ -180,19 +186,18 @@ class Tracker:
             user_agent=user_agent[:512] or None,
             timezone=rule.timezone if rule is not None else None,
         )
-        await self.recorder.record(event)
+        await self.recorder.record(event, spent=spent)
         return _redirect(location)
 
     async def _uncached_rule(
         self, cid: int, sig: str | None
     ) -> tuple[bool, service.CampaignRule | None]:
-        """(found, rule) of a campaign not in the cache. While campaigns cannot be read, a
-        signed link is still checked, by its signature alone (not found); an unsigned one
-        cannot be: `CampaignsUnavailable`."""
+        """(found, rule) of a campaign this process has not loaded yet. While it cannot be
+        read (and no value from before is known), a signed link is still checked, by its
+        signature alone (not found); an unsigned one cannot be: `CampaignsUnavailable`."""
         try:
-            rule = await self.rules.get(cid)
-        except service.CampaignsUnavailable as error:
-            count_error("campaign_lookup", error)
+            rule = await self.rules.get(cid, wait=self.campaign_wait)
+        except service.CampaignsUnavailable:
             if not sig:
                 raise
             return False, None

@@ -1,23 +1,28 @@
-"""What the clicks domain builds at start-up (writer, spool, campaign cache, recorder,
-tracker), and typed access to it for the API and the jobs."""
+"""What the clicks domain builds at start-up (writer, spool and its replay loop, campaign
+cache and its snapshot, recorder, tracker), and typed access to it for the API and the
+jobs."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.clicks import service
 from tallyhub.clicks.config import clicks_settings
-from tallyhub.clicks.service.recording import count_error
+from tallyhub.clicks.service.recording import TRACK_REPLAYED, UNAVAILABLE, count_error
 from tallyhub.clicks.track import Tracker
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.cache import OnceWindow
+from tallyhub.core.instance import database_id, masked_url
 from tallyhub.core.runtime import Runtime
+
+log = structlog.get_logger(__name__)
 
 TOPIC = "clicks.campaigns"  # hub topic: a campaign's settings changed
 
@@ -29,6 +34,7 @@ class ClickParts:
     rules: service.CampaignRules
     recorder: service.ClickRecorder
     tracker: Tracker
+    snapshot: service.CampaignSnapshot
 
 
 def parts(runtime: Runtime) -> ClickParts:
@@ -55,6 +61,7 @@ def _build(runtime: Runtime) -> ClickParts:
     )
     spool = service.ClickSpool(
         service.spool_directory(runtime.settings.var_dir),
+        target=service.SpoolTarget(None, masked_url(runtime.db.url)),
         flush_ms=settings.spool.flush_ms,
         rotate_seconds=settings.spool.rotate_seconds,
     )
@@ -64,7 +71,13 @@ def _build(runtime: Runtime) -> ClickParts:
         commit_timeout_ms=settings.commit_timeout_ms,
         breaker_seconds=settings.spool.breaker_seconds,
     )
-    rules = service.CampaignRules(runtime.db, settings.campaign_cache_seconds)
+    snapshot = service.CampaignSnapshot(service.snapshot_path(runtime.settings.var_dir))
+    rules = service.CampaignRules(
+        runtime.db,
+        settings.campaign_cache_seconds,
+        load_timeout=settings.campaign_load_timeout_ms / 1000,
+        snapshot=snapshot,
+    )
     dedup = OnceWindow(
         "clicks.dedup",
         settings.dedup_window_ms,
@@ -72,30 +85,110 @@ def _build(runtime: Runtime) -> ClickParts:
         on_backend_error=lambda error: count_error("dedup", error),
     )
     tracker = Tracker(rules, dedup, recorder, service.link_key(runtime.secret_key))
-    return ClickParts(writer, spool, rules, recorder, tracker)
+    return ClickParts(writer, spool, rules, recorder, tracker, snapshot)
+
+
+# ---------------------------------------------------------------- the spool's replay
+
+
+async def _restore(runtime: Runtime, built: ClickParts) -> None:
+    """What this host knew before the process started: the campaign snapshot (served
+    only while the database does not answer) and the database it belongs to."""
+    rules = await asyncio.to_thread(built.snapshot.load)
+    built.rules.preload(rules.values())
+    if built.snapshot.database_id is not None:
+        built.spool.target = service.SpoolTarget(
+            built.snapshot.database_id, masked_url(runtime.db.url)
+        )
+
+
+async def _learn_database(runtime: Runtime, built: ClickParts) -> None:
+    """Ask the database its id: spooled clicks from now on name it, and a snapshot kept
+    for another database is dropped."""
+    current = await database_id(runtime.db)
+    await built.spool.aim(service.SpoolTarget(current, masked_url(runtime.db.url)))
+    kept_for = built.snapshot.database_id
+    if kept_for is not None and kept_for != current:
+        log.warning(
+            "clicks.snapshot_of_another_database",
+            snapshot_for=kept_for,
+            this_database=current,
+            campaigns=len(built.snapshot),
+        )
+        built.rules.clear()
+    built.snapshot.reset(current)
+
+
+async def replay_once(runtime: Runtime, built: ClickParts) -> dict[str, int]:
+    """Replay this process's spool (and what other processes of this host left) now."""
+    await _learn_database(runtime, built)
+    counts = await service.replay_spool(
+        runtime.db,
+        service.spool_directory(runtime.settings.var_dir),
+        chunk_size=clicks_settings(runtime.settings).spool.replay_chunk,
+        own=built.spool,
+        on_event=lambda outcome: TRACK_REPLAYED.labels(outcome=outcome).inc(),
+    )
+    built.recorder.reset()  # the database answered: stop spooling straight away
+    return counts
+
+
+async def _replay_loop(runtime: Runtime, built: ClickParts) -> None:
+    """Every `spool.replay_seconds`, from start-up on: the spool is local to this
+    process's host, so no job slot elsewhere can replay it."""
+    every = clicks_settings(runtime.settings).spool.replay_seconds
+    failing = False
+    while True:
+        try:
+            counts = await replay_once(runtime, built)
+        except UNAVAILABLE as error:
+            count_error("replay", error)
+            if not failing:
+                log.warning("clicks.spool_replay_waiting", error=repr(error)[:300], every=every)
+            failing = True
+        except Exception as error:
+            count_error("replay", error)
+            log.error("clicks.spool_replay_failed", exc_info=True)
+            failing = True
+        else:
+            if failing or counts["events"]:
+                log.info("clicks.spool_replayed", **counts)
+            failing = False
+        await asyncio.sleep(every)
+
+
+# ---------------------------------------------------------------- the lifespan
+
+
+async def _invalidations(runtime: Runtime, built: ClickParts, subscription: Any) -> None:
+    while True:
+        message = await subscription.queue.get()
+        built.rules.invalidate(int(message["campaign_id"]))
 
 
 @asynccontextmanager
 async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
-    """Start the click writer, the spool and the campaign cache; drain on shutdown."""
+    """Start the click writer, the spool, its replay loop and the campaign cache (from
+    the snapshot); drain on shutdown."""
     built = _build(runtime)
     runtime.provide(built)
+    await _restore(runtime, built)
     subscription = runtime.hub.subscribe(TOPIC, lambda _: True)
-
-    async def invalidate() -> None:
-        while True:
-            message = await subscription.queue.get()
-            built.rules.invalidate(int(message["campaign_id"]))
-
-    invalidator = asyncio.create_task(invalidate(), name="clicks-campaign-invalidation")
     await built.spool.start()
     await built.writer.start()
+    await built.snapshot.start()
+    tasks = [
+        asyncio.create_task(_invalidations(runtime, built, subscription), name="clicks-inval"),
+        asyncio.create_task(_replay_loop(runtime, built), name="clicks-spool-replay"),
+    ]
     try:
         yield
     finally:
-        invalidator.cancel()
-        with suppress(asyncio.CancelledError):
-            await invalidator
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         runtime.hub.unsubscribe(subscription)
         await built.writer.stop()  # clicks already submitted commit (or go to the spool)
         await built.spool.stop()
+        await built.rules.stop()
+        await built.snapshot.stop()

@@ -1,8 +1,8 @@
 """The clicks domain's logic, split by topic: a click (events) and what it must satisfy
 (tracking), how a batch of clicks is written (clicks, with the per-user summaries and tag
 sets in summaries), the spool for when the database cannot take them, the live recorder
-and campaign cache (recording), the admin reads and writes (campaigns), and
-recalibration. Services flush; the edge commits."""
+(recording), the campaign cache (rules) with its local snapshot, the admin reads and
+writes (campaigns), and recalibration. Services flush; the edge commits."""
 
 from tallyhub.clicks.service.campaigns import (
     campaign_users,
@@ -24,14 +24,10 @@ from tallyhub.clicks.service.clicks import (
 )
 from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.clicks.service.recalibration import recalibrate
-from tallyhub.clicks.service.recording import (
-    SPOOLED,
-    CampaignRule,
-    CampaignRules,
-    CampaignsUnavailable,
-    ClickRecorder,
-)
-from tallyhub.clicks.service.spool import ClickSpool, replay_spool, spool_directory
+from tallyhub.clicks.service.recording import SPOOLED, ClickRecorder
+from tallyhub.clicks.service.rules import CampaignRules, CampaignsUnavailable
+from tallyhub.clicks.service.snapshot import CampaignRule, CampaignSnapshot, snapshot_path
+from tallyhub.clicks.service.spool import ClickSpool, SpoolTarget, replay_spool, spool_directory
 from tallyhub.clicks.service.summaries import tags_of
 from tallyhub.clicks.service.tracking import (
     EventIds,
@@ -51,6 +47,7 @@ __all__ = [
     "SPOOLED",
     "CampaignRule",
     "CampaignRules",
+    "CampaignSnapshot",
     "CampaignsUnavailable",
     "ClickEvent",
     "ClickRecorder",
@@ -58,6 +55,7 @@ __all__ = [
     "EventIds",
     "KnownRows",
     "Refused",
+    "SpoolTarget",
     "apply_clicks",
     "campaign_users",
     "create_campaign",
@@ -74,6 +72,7 @@ __all__ = [
     "recalibrate",
     "replay_spool",
     "sign_link",
+    "snapshot_path",
     "spool_directory",
     "tags_of",
     "update_campaign",

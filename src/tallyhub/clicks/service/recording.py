@@ -1,24 +1,20 @@
-"""The live pieces behind `/__track`: the campaign rules cache, and the recorder that
-hands a click to the group-commit writer or, when the database cannot take it, to the
-spool. Plus the domain's metrics (no campaign or user ids as labels)."""
+"""The recorder behind `/__track`: it hands a click to the group-commit writer or, when
+the database cannot take it in time, to the spool. Plus the domain's metrics (no campaign
+or user ids as labels)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import exc, select
+from sqlalchemy import exc
 
-from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.clicks.service.spool import ClickSpool
 from tallyhub.core.batching import BatchWriter, WriterSaturated, WriterStopped
-from tallyhub.core.cache import TTLCache
-from tallyhub.core.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -55,81 +51,20 @@ def count_error(operation: str, error: BaseException) -> None:
     TRACK_ERRORS.labels(operation=operation, error_type=type(error).__name__).inc()
 
 
-# ---------------------------------------------------------------- campaign rules
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignRule:
-    """What checking a click needs to know about its campaign."""
-
-    id: int
-    allowed_hosts: tuple[str, ...]
-    timezone: str
-
-
-class CampaignsUnavailable(Exception):
-    """The campaign is not cached and the database cannot be asked."""
-
-
-class CampaignRules:
-    """Campaign settings cached in the process: a click is checked without a database
-    round trip. Entries live `ttl_seconds`; a change made here is dropped at once and, with
-    Redis, in every other process too (the API publishes it through the hub). While the
-    database is down an expired entry is still served."""
-
-    def __init__(
-        self,
-        db: Database,
-        ttl_seconds: float,
-        *,
-        load_timeout: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.db = db
-        self.load_timeout = load_timeout
-        self.cache: TTLCache[int, CampaignRule | None] = TTLCache(
-            "clicks.campaigns", ttl_seconds, max_entries=100_000, clock=clock
-        )
-
-    def cached(self, campaign_id: int) -> tuple[bool, CampaignRule | None]:
-        entry = self.cache.get(campaign_id)
-        if entry is None:
-            return False, None
-        return True, entry.value
-
-    async def get(self, campaign_id: int) -> CampaignRule | None:
-        """The campaign's rule, or None when there is no such campaign."""
-        try:
-            return await self.cache.get_or_load(
-                campaign_id, lambda: self._load(campaign_id), stale_on=UNAVAILABLE
-            )
-        except UNAVAILABLE as error:
-            raise CampaignsUnavailable(str(error)) from error
-
-    async def _load(self, campaign_id: int) -> CampaignRule | None:
-        async with asyncio.timeout(self.load_timeout):
-            async with self.db.transaction(readonly=True) as session:
-                row = (
-                    await session.execute(
-                        select(Campaign.allowed_hosts, Campaign.timezone).where(
-                            Campaign.id == campaign_id
-                        )
-                    )
-                ).first()
-        if row is None:
-            return None
-        return CampaignRule(campaign_id, tuple(row.allowed_hosts), row.timezone)
-
-    def invalidate(self, campaign_id: int) -> None:
-        self.cache.invalidate(campaign_id)
-
-
 # ---------------------------------------------------------------- the recorder
+
+
+COMMIT_TIMED_OUT = "the click's batch did not commit in time"
 
 
 def _expire(committed: asyncio.Future[str]) -> None:
     if not committed.done():
-        committed.set_exception(TimeoutError("the click's batch did not commit in time"))
+        committed.set_exception(TimeoutError(COMMIT_TIMED_OUT))
+
+
+def _timed_out(error: BaseException) -> bool:
+    """The click's own commit timeout (the database answers, slowly), not a failure."""
+    return isinstance(error, TimeoutError) and error.args == (COMMIT_TIMED_OUT,)
 
 
 class ClickRecorder:
@@ -159,14 +94,18 @@ class ClickRecorder:
     def may_be_recorded(self, event: ClickEvent) -> bool:
         return event.event_id in self.uncertain
 
-    async def record(self, event: ClickEvent) -> str:
+    async def record(self, event: ClickEvent, *, spent: float = 0.0) -> str:
+        """`spent`: seconds the request already waited (for its campaign), taken off the
+        commit timeout, so that the whole request stays within it."""
         if self._spool_until and self.clock() < self._spool_until:
             return await self._spool(event)
         try:
             # A timer on the click's own future, not asyncio.timeout(): on this path the
             # context manager cost more than checking the click's parameters.
             committed = self.writer.enqueue(event)
-            timer = asyncio.get_running_loop().call_later(self.commit_timeout, _expire, committed)
+            timer = asyncio.get_running_loop().call_later(
+                max(0.0, self.commit_timeout - spent), _expire, committed
+            )
             try:
                 return await committed
             finally:
@@ -195,11 +134,18 @@ class ClickRecorder:
 
     def _trip(self, error: BaseException) -> None:
         if not (self._spool_until and self.clock() < self._spool_until):
-            log.error(
-                "clicks.database_unavailable_spooling",
-                seconds=self.breaker_seconds,
-                error=repr(error)[:300],
-            )
+            if _timed_out(error):
+                log.error(
+                    "clicks.commit_timed_out_spooling",
+                    timeout_ms=self.commit_timeout * 1000,
+                    seconds=self.breaker_seconds,
+                )
+            else:
+                log.error(
+                    "clicks.database_unavailable_spooling",
+                    seconds=self.breaker_seconds,
+                    error=repr(error)[:300],
+                )
         self._spool_until = self.clock() + self.breaker_seconds
 
     def reset(self) -> None:

@@ -9,6 +9,13 @@ process replays. Replay claims a ready segment by renaming it (`.replaying-<pid>
 it in chunks, and deletes it; lines that can never be applied (unreadable, unknown
 campaign) go to `rejected/`, kept for a human, never dropped silently. Segments left
 `.open` or `.replaying` by a process that died are replayed too.
+
+A segment's first line names the database its clicks were taken for (`SpoolTarget`): its
+id (core/instance.py) and URL. Replay applies a segment only to that database: the one
+with that id, or, when the writer never learnt the id (it had not reached its database
+yet), the one at that URL. Any other segment moves whole to `rejected/`, with a log line:
+in another database, campaign ids from 1 up mean other campaigns. (Segments written before
+segments named their database have no such line, and are replayed as before.)
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from tallyhub.clicks.service.clicks import apply_clicks
 from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
+from tallyhub.core.instance import database_id, masked_url
 
 log = structlog.get_logger(__name__)
 
@@ -61,16 +69,47 @@ class SpoolStats:
     events: int
 
 
+_HEADER_KEY = "spool"
+_HEADER_PREFIX = b'{"' + _HEADER_KEY.encode() + b'"'
+
+
+@dataclass(frozen=True)
+class SpoolTarget:
+    """The database a segment's clicks were taken for: its id when the writer knew it,
+    and its URL without the password."""
+
+    database_id: str | None
+    database: str
+
+    def header(self) -> bytes:
+        line = {_HEADER_KEY: 1, "database_id": self.database_id, "database": self.database}
+        return json.dumps(line, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def of_header(cls, data: dict[str, object]) -> SpoolTarget:
+        found = data.get("database_id")
+        return cls(str(found) if found else None, str(data.get("database") or ""))
+
+    def admits(self, current_id: str, current_url: str) -> bool:
+        """Whether a segment written for this target may be applied to the database
+        `current_id` at `current_url` (masked)."""
+        if self.database_id is not None:
+            return self.database_id == current_id
+        return self.database == current_url
+
+
 class ClickSpool:
     def __init__(
         self,
         directory: Path,
         *,
+        target: SpoolTarget,
         flush_ms: float = 5.0,
         rotate_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
+        self.target = target  # named by each new segment's first line
         self.flush_delay = flush_ms / 1000
         self.rotate_seconds = rotate_seconds
         self.clock = clock
@@ -99,6 +138,13 @@ class ClickSpool:
             self._task = None
         await self._write_pending()
         await self.rotate()
+
+    async def aim(self, target: SpoolTarget) -> None:
+        """Clicks from now on are for `target` (its id was learnt, or it changed): the
+        open segment is closed, so that each segment names one database."""
+        if target != self.target:
+            self.target = target
+            await self.rotate()
 
     # ------------------------------------------------------------ appending
 
@@ -149,6 +195,7 @@ class ClickSpool:
             self._path = self.directory / f"clicks-{os.getpid()}-{time.time_ns()}{OPEN}"
             self._file = open(self._path, "ab")  # noqa: SIM115  (kept open across writes)
             self._opened_at = self.clock()
+            self._file.write(self.target.header())
             _fsync_directory(self.directory)
         self._file.write(data)
         self._file.flush()
@@ -177,7 +224,9 @@ class ClickSpool:
             if path.name.startswith("clicks-") and path.is_file():
                 segments += 1
                 with open(path, "rb") as file:
-                    events += sum(1 for line in file if line.strip())
+                    events += sum(
+                        1 for line in file if line.strip() and not line.startswith(_HEADER_PREFIX)
+                    )
         return SpoolStats(segments, events)
 
 
@@ -215,19 +264,39 @@ def _claim_segments(directory: Path) -> list[Path]:
     return claimed
 
 
-def _read_segment(path: Path) -> tuple[list[ClickEvent], list[bytes]]:
-    events: list[ClickEvent] = []
-    unreadable: list[bytes] = []
+@dataclass
+class _Segment:
+    target: SpoolTarget | None  # None: written before segments named their database
+    events: list[ClickEvent]
+    unreadable: list[bytes]
+
+
+def _read_segment(path: Path) -> _Segment:
+    segment = _Segment(None, [], [])
     with open(path, "rb") as file:
         for raw in file:
             if not raw.strip():
                 continue
             try:
-                events.append(ClickEvent.from_record(json.loads(raw)))
-            except (ValueError, KeyError, TypeError):
+                data = json.loads(raw)
+                if raw.startswith(_HEADER_PREFIX):
+                    segment.target = SpoolTarget.of_header(data)
+                else:
+                    segment.events.append(ClickEvent.from_record(data))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 # A torn last line after a crash, or a damaged file.
-                unreadable.append(raw)
-    return events, unreadable
+                segment.unreadable.append(raw)
+    return segment
+
+
+def _reject_segment(directory: Path, path: Path) -> Path:
+    """Move a whole segment to `rejected/`, as it is (its first line names its database)."""
+    target = directory / "rejected"
+    target.mkdir(parents=True, exist_ok=True)
+    moved = target / (path.name.split(".", 1)[0] + ".jsonl")
+    os.rename(path, moved)
+    _fsync_directory(directory)
+    return moved
 
 
 def _reject(directory: Path, lines: Sequence[bytes]) -> None:
@@ -267,52 +336,75 @@ async def replay_spool(
     own: ClickSpool | None = None,
     on_event: Callable[[str], Awaitable[None] | None] | None = None,
 ) -> dict[str, int]:
-    """Apply every replayable segment; returns counts by outcome. A segment is deleted
-    only after all of it committed; on a database error it goes back to ready and the
-    error propagates (the job run records it)."""
+    """Apply every replayable segment taken for this database; returns counts by outcome.
+    A segment is deleted only after all of it committed; on a database error it goes back
+    to ready and the error propagates (the job run or the replay loop records it). A
+    segment taken for another database moves to `rejected/` whole."""
+    current, here = await database_id(db), masked_url(db.url)
     if own is not None:
         await own.rotate()
     counts = {"segments": 0, "events": 0, "recorded": 0, "already_recorded": 0, "rejected": 0}
     for path in await asyncio.to_thread(_claim_segments, directory):
-        events, unreadable = await asyncio.to_thread(_read_segment, path)
-        rejected: list[bytes] = list(unreadable)
-        if unreadable:
-            log.error("clicks.spool_unreadable_lines", segment=path.name, lines=len(unreadable))
-        try:
-            for start in range(0, len(events), chunk_size):
-                chunk = events[start : start + chunk_size]
-                results = await _apply_chunk(db, chunk)
-                for event, result in zip(chunk, results, strict=True):
-                    if isinstance(result, Exception):
-                        log.error(
-                            "clicks.replay_rejected",
-                            event_id=event.event_id,
-                            campaign_id=event.campaign_id,
-                            error=repr(result),
-                        )
-                        rejected.append(json.dumps(event.to_record()).encode())
-                        outcome = "rejected"
-                    else:
-                        outcome = result
-                    counts[outcome] += 1
-                    if on_event is not None:
-                        done = on_event(outcome)
-                        if done is not None:
-                            await done
-        except BaseException:
-            ready = path.with_name(path.name.split(".", 1)[0] + READY)
-            await asyncio.to_thread(os.rename, path, ready)
-            raise
-        await asyncio.to_thread(_reject, directory, rejected)
-        counts["rejected"] += len(unreadable)
-        await asyncio.to_thread(path.unlink)
+        segment = await asyncio.to_thread(_read_segment, path)
         counts["segments"] += 1
-        counts["events"] += len(events) + len(unreadable)
+        counts["events"] += len(segment.events) + len(segment.unreadable)
+        if segment.target is not None and not segment.target.admits(current, here):
+            moved = await asyncio.to_thread(_reject_segment, directory, path)
+            log.error(
+                "clicks.spool_segment_of_another_database",
+                segment=moved.name,
+                written_for=segment.target.database_id or segment.target.database,
+                this_database=current,
+                events=len(segment.events),
+            )
+            counts["rejected"] += len(segment.events) + len(segment.unreadable)
+            continue
+        await _replay_segment(db, directory, path, segment, chunk_size, on_event, counts)
     return counts
+
+
+async def _replay_segment(
+    db: Database,
+    directory: Path,
+    path: Path,
+    segment: _Segment,
+    chunk_size: int,
+    on_event: Callable[[str], Awaitable[None] | None] | None,
+    counts: dict[str, int],
+) -> None:
+    """Apply one claimed segment in chunks, then delete it; what cannot be applied goes
+    to `rejected/`. On an error the segment goes back to ready."""
+    rejected: list[bytes] = list(segment.unreadable)
+    if segment.unreadable:
+        log.error("clicks.spool_unreadable_lines", segment=path.name, lines=len(rejected))
+    try:
+        for start in range(0, len(segment.events), chunk_size):
+            chunk = segment.events[start : start + chunk_size]
+            results = await _apply_chunk(db, chunk)
+            for event, result in zip(chunk, results, strict=True):
+                outcome = result if isinstance(result, str) else "rejected"
+                if isinstance(result, Exception):
+                    log.error(
+                        "clicks.replay_rejected",
+                        event_id=event.event_id,
+                        campaign_id=event.campaign_id,
+                        error=repr(result),
+                    )
+                    rejected.append(json.dumps(event.to_record()).encode())
+                counts[outcome] += 1
+                if on_event is not None and (done := on_event(outcome)) is not None:
+                    await done
+    except BaseException:
+        ready = path.with_name(path.name.split(".", 1)[0] + READY)
+        await asyncio.to_thread(os.rename, path, ready)
+        raise
+    await asyncio.to_thread(_reject, directory, rejected)
+    counts["rejected"] += len(segment.unreadable)
+    await asyncio.to_thread(path.unlink)
 
 
 def spool_directory(var_dir: Path) -> Path:
     return var_dir / "spool" / "clicks"
 
 
-__all__ = ["ClickSpool", "SpoolStats", "replay_spool", "spool_directory"]
+__all__ = ["ClickSpool", "SpoolStats", "SpoolTarget", "replay_spool", "spool_directory"]
