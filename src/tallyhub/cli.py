@@ -76,10 +76,24 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
-    """Migrate, then serve the API, the dashboard and (by default) the embedded scheduler."""
+    """Migrate, then serve the API, the dashboard and (by default) the embedded scheduler.
+
+    A database that does not answer never makes it exit. If this host last saw it at the
+    schema this code needs, serving starts at once (clicks redirect from the campaign
+    snapshot and spool; /readyz says 503) and the migration runs once the database
+    answers; otherwise it waits for the database, retrying with a log line each time."""
+    from alembic.script import ScriptDirectory
+
+    from tallyhub.core.instance import migrate_or_defer
+
     settings = _settings()
+    json_logs = settings.log_json if settings.log_json is not None else settings.env == "production"
+    configure_logging(json=json_logs)
+    deferred = None
     if migrate_first:
-        migrate.upgrade(settings.database_url)
+        url = settings.database_url
+        head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+        deferred = migrate_or_defer(lambda: migrate.upgrade(url), url, settings.var_dir, head or "")
     host, port = host or settings.host, port or settings.port
     os.environ.update(serving_defaults(settings, workers))  # read by the worker processes
     console.print(
@@ -97,13 +111,17 @@ def serve(
         access_log=False,
         server_header=False,  # no "server: uvicorn" to advertise (or to write on every answer)
     )
-    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
-        from uvicorn.supervisors import Multiprocess
+    try:
+        if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+            from uvicorn.supervisors import Multiprocess
 
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        Multiprocess(config, sockets=[_ReusePortListener(family, (host, port))]).run()
-    else:
-        uvicorn.Server(config).run()
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            Multiprocess(config, sockets=[_ReusePortListener(family, (host, port))]).run()
+        else:
+            uvicorn.Server(config).run()
+    finally:
+        if deferred is not None:
+            deferred.stop()  # a migration still waiting for the database
 
 
 class _ReusePortListener(socket.socket):
