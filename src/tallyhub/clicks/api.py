@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
@@ -20,6 +21,10 @@ from tallyhub.core.db import after_commit
 from tallyhub.core.http import Days, Paging, Session, TransactionalRoute
 from tallyhub.core.pagination import Page, page_of
 from tallyhub.core.runtime import runtime_of
+from tallyhub.core.validation import INT32_MAX, NoNul, PathId, ShortText
+
+# A LINE user id in the path: the columns hold 64 characters.
+LineId = Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul(), Path()]
 
 admin = APIRouter(prefix="/api/clicks", tags=["clicks"], route_class=TransactionalRoute)
 
@@ -39,6 +44,7 @@ def _changed(request: Request, session: AsyncSession, campaign_id: int) -> None:
 async def create_campaign(
     request: Request, session: Session, principal: WriterUser, body: schemas.CampaignCreate
 ) -> schemas.Campaign:
+    await principal.existing_owner_for(session, body.owner_id, "campaign")
     campaign = await service.create_campaign(
         session, principal, body, runtime_of(request).settings.timezone
     )
@@ -51,7 +57,7 @@ async def list_campaigns(
     session: Session,
     principal: CurrentUser,
     paging: Paging,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[ShortText | None, Query()] = None,
 ) -> Page[schemas.Campaign]:
     rows, total = await service.list_campaigns(session, principal, paging, search)
     return page_of([schemas.Campaign.model_validate(c) for c in rows], total, paging)
@@ -59,7 +65,7 @@ async def list_campaigns(
 
 @admin.get("/campaigns/{campaign_id}", summary="One campaign with its figures")
 async def get_campaign(
-    session: Session, principal: CurrentUser, campaign_id: int
+    session: Session, principal: CurrentUser, campaign_id: PathId
 ) -> schemas.Campaign:
     return schemas.Campaign.model_validate(
         await service.get_campaign(session, principal, campaign_id)
@@ -71,7 +77,7 @@ async def update_campaign(
     request: Request,
     session: Session,
     principal: WriterUser,
-    campaign_id: int,
+    campaign_id: PathId,
     body: schemas.CampaignUpdate,
 ) -> schemas.Campaign:
     campaign = await service.update_campaign(session, principal, campaign_id, body)
@@ -99,9 +105,11 @@ async def create_link(
 async def campaign_users(
     session: Session,
     principal: CurrentUser,
-    campaign_id: int,
+    campaign_id: PathId,
     paging: Paging,
-    src: Annotated[int | None, Query(ge=0, description="Only this source campaign")] = None,
+    src: Annotated[
+        int | None, Query(ge=0, le=INT32_MAX, description="Only this source campaign")
+    ] = None,
 ) -> Page[schemas.ClickSummary]:
     campaign = await service.get_campaign(session, principal, campaign_id)
     items, total = await service.campaign_users(session, campaign, src, paging)
@@ -110,7 +118,7 @@ async def campaign_users(
 
 @admin.get("/users/{line_id}", summary="One LINE user's summaries across campaigns and sources")
 async def user_summaries(
-    session: Session, principal: CurrentUser, line_id: str, paging: Paging
+    session: Session, principal: CurrentUser, line_id: LineId, paging: Paging
 ) -> Page[schemas.ClickSummary]:
     items, total = await service.user_summaries(session, principal, line_id, paging)
     return page_of(items, total, paging)
@@ -118,7 +126,7 @@ async def user_summaries(
 
 @admin.get("/campaigns/{campaign_id}/interactions", summary="Interaction log, newest first")
 async def campaign_interactions(
-    session: Session, principal: CurrentUser, campaign_id: int, paging: Paging
+    session: Session, principal: CurrentUser, campaign_id: PathId, paging: Paging
 ) -> Page[schemas.Interaction]:
     campaign = await service.get_campaign(session, principal, campaign_id)
     items, total = await service.interactions(session, campaign, paging)
@@ -130,7 +138,7 @@ async def campaign_interactions(
     summary="Clicks per day (campaign time zone), one row per day with clicks",
 )
 async def campaign_daily(
-    session: Session, principal: CurrentUser, campaign_id: int, days: Days
+    session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
 ) -> list[schemas.CampaignDaily]:
     campaign = await service.get_campaign(session, principal, campaign_id)
     return await service.daily(session, campaign, days.start, days.end)
@@ -138,7 +146,7 @@ async def campaign_daily(
 
 @admin.patch("/members/{line_uid}", summary="Set a member's display name")
 async def update_member(
-    session: Session, principal: WriterUser, line_uid: str, body: schemas.MemberUpdate
+    session: Session, principal: WriterUser, line_uid: LineId, body: schemas.MemberUpdate
 ) -> schemas.Member:
     return schemas.Member.model_validate(
         await service.update_member(session, principal, line_uid, body)

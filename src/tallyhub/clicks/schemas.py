@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tallyhub.core.daywindow import check_zone
+from tallyhub.clicks.service.tracking import MAX_TAG_LENGTH, MAX_TAGS
+from tallyhub.core.daywindow import MAX_ZONE_LENGTH, check_zone
+from tallyhub.core.validation import RowId, Text
 
 InteractionType = Literal["image_click", "button_url", "carousel_click", "text_link", "rich_menu"]
 
@@ -37,24 +39,26 @@ def _check_hosts(hosts: list[str] | None) -> list[str] | None:
 
 
 class CampaignCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     allowed_hosts: list[str] = Field(
         default_factory=list,
         max_length=100,
         examples=[["shop.example.com", "*.example.org"]],
         description="Hosts /__track may redirect to without a signed link",
     )
-    timezone: str | None = Field(None, examples=["Asia/Tokyo"], description="For daily figures")
-    owner_id: int | None = Field(None, description="Admins may create for another user")
+    timezone: str | None = Field(
+        None, max_length=MAX_ZONE_LENGTH, examples=["Asia/Tokyo"], description="For daily figures"
+    )
+    owner_id: RowId | None = Field(None, description="Admins may create for another user")
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
     _zone = field_validator("timezone")(check_zone)
 
 
 class CampaignUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Text | None = Field(None, min_length=1, max_length=200)
     allowed_hosts: list[str] | None = Field(None, max_length=100)
-    timezone: str | None = None
+    timezone: str | None = Field(None, max_length=MAX_ZONE_LENGTH)
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
     _zone = field_validator("timezone")(check_zone)
@@ -81,12 +85,18 @@ class CampaignDaily(BaseModel):
 
 # ---------------------------------------------------------------- signed links
 
+# Room for every tag a link may carry, comma-separated; the tags themselves are checked
+# (count, length, characters) by the service.
+_Tags = Annotated[str, Field(max_length=MAX_TAGS * (MAX_TAG_LENGTH + 1))]
+
 
 class LinkCreate(BaseModel):
     cid: int = Field(ge=1, le=2**31 - 1, description="Campaign id")
     to: str = Field(min_length=1, max_length=2048, examples=["https://shop.example.com/sale"])
     src: int = Field(0, ge=0, le=2**31 - 1, description="Source campaign id")
-    tag: str | list[str] | None = Field(None, examples=["spring,vip"])
+    tag: _Tags | Annotated[list[_Tags], Field(max_length=MAX_TAGS)] | None = Field(
+        None, examples=["spring,vip"]
+    )
     type: InteractionType = "image_click"
     uid: str | None = Field(
         None,
@@ -129,7 +139,7 @@ class Interaction(BaseModel):
 
 
 class MemberUpdate(BaseModel):
-    display_name: str | None = Field(max_length=128)
+    display_name: Text | None = Field(max_length=128)
 
 
 class Member(BaseModel):

@@ -41,6 +41,7 @@ from tallyhub.core import metrics
 from tallyhub.core.columns import Base, UTCDateTime, utcnow
 from tallyhub.core.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
 from tallyhub.core.http import Session, TransactionalRoute
+from tallyhub.core.validation import InvalidField, Text
 
 if TYPE_CHECKING:
     from tallyhub.core.runtime import Runtime
@@ -157,6 +158,16 @@ class Principal:
         if self.role != Role.admin:
             raise Forbidden(f"only an admin may create a {what} for another user")
         return requested
+
+    async def existing_owner_for(
+        self, session: AsyncSession, requested: int | None, what: str
+    ) -> int:
+        """`owner_for`, once the owner is known to exist: an unknown `owner_id` is a 422
+        naming the field, not a failed foreign key."""
+        owner_id = self.owner_for(requested, what)
+        if owner_id != self.id and await session.get(User, owner_id) is None:
+            raise InvalidField("owner_id", f"no user has id {owner_id}")
+        return owner_id
 
     def visible(self, owner_column: Any) -> ColumnElement[bool]:
         """A WHERE clause limiting a query to what this principal may see."""
@@ -420,7 +431,7 @@ async def _signed_in(request: Request, session: AsyncSession, username: str, pas
 async def login(
     request: Request,
     session: Session,
-    username: Annotated[str, Form()],
+    username: Annotated[Text, Form()],
     password: Annotated[str, Form()],
 ) -> Token:
     user = await _signed_in(request, session, username, password)
@@ -435,7 +446,7 @@ async def open_session(
     request: Request,
     response: Response,
     session: Session,
-    username: Annotated[str, Form()],
+    username: Annotated[Text, Form()],
     password: Annotated[str, Form()],
 ) -> UserOut:
     if not _same_origin(request.headers, required=False):

@@ -13,14 +13,22 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+# What an IANA zone name looks like ("Asia/Tokyo", "Etc/GMT+9"), and the longest one a
+# zone column holds: anything else is refused before the zone files are looked at.
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*")
+MAX_ZONE_LENGTH = 64
 
 
 @lru_cache(maxsize=512)
 def zone(name: str) -> ZoneInfo:
-    """The IANA zone; raises ValueError naming it when unknown."""
+    """The IANA zone; raises ValueError naming it when unknown. A name of a directory of
+    zones ("America") or one too long for a file name fails to open as a file (OSError):
+    unknown too."""
+    if len(name) > MAX_ZONE_LENGTH or not _ZONE_NAME.fullmatch(name):
+        raise ValueError(f"unknown time zone {name[:MAX_ZONE_LENGTH]!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(f"unknown time zone {name!r}") from error
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tallyhub.core.daywindow import check_zone, parse_reset_time
+from tallyhub.core.daywindow import MAX_ZONE_LENGTH, check_zone, parse_reset_time
+from tallyhub.core.validation import Instant, Int32, RowId, Text
 
 DedupScope = Literal["current", "global"]
 PlatformType = Literal["line", "line_business"]
@@ -23,30 +24,35 @@ def _check_reset(value: str | None) -> str | None:
 # ---------------------------------------------------------------- groups
 
 
+MAX_DESCRIPTION_LENGTH = 2000
+
+
 class GroupCreate(BaseModel):
-    remark: str = Field("", max_length=200)
-    description: str = ""
+    remark: Text = Field("", max_length=200)
+    description: Text = Field("", max_length=MAX_DESCRIPTION_LENGTH)
     is_active: bool = True
     dedup_scope: DedupScope = "current"
     reset_time: str = Field(
         "00:00", examples=["06:00"], description="Local HH:MM when today starts"
     )
-    timezone: str | None = Field(None, examples=["Asia/Tokyo"], description="IANA zone")
-    account_limit: int | None = Field(None, ge=0)
-    owner_id: int | None = Field(None, description="Admins may create for another user")
+    timezone: str | None = Field(
+        None, max_length=MAX_ZONE_LENGTH, examples=["Asia/Tokyo"], description="IANA zone"
+    )
+    account_limit: Int32 | None = None
+    owner_id: RowId | None = Field(None, description="Admins may create for another user")
 
     _reset = field_validator("reset_time")(_check_reset)
     _zone = field_validator("timezone")(check_zone)
 
 
 class GroupUpdate(BaseModel):
-    remark: str | None = Field(None, max_length=200)
-    description: str | None = None
+    remark: Text | None = Field(None, max_length=200)
+    description: Text | None = Field(None, max_length=MAX_DESCRIPTION_LENGTH)
     is_active: bool | None = None
     dedup_scope: DedupScope | None = None
     reset_time: str | None = None
-    timezone: str | None = None
-    account_limit: int | None = Field(None, ge=0)
+    timezone: str | None = Field(None, max_length=MAX_ZONE_LENGTH)
+    account_limit: Int32 | None = None
 
     _reset = field_validator("reset_time")(_check_reset)
     _zone = field_validator("timezone")(check_zone)
@@ -104,8 +110,8 @@ class AccountWithStats(BaseModel):
 
 
 class AccountReport(BaseModel):
-    line_id: str = Field(min_length=1, max_length=128)
-    display_name: str | None = Field(None, max_length=200)
+    line_id: Text = Field(min_length=1, max_length=128)
+    display_name: Text | None = Field(None, max_length=200)
     platform_type: PlatformType = "line"
     online_status: OnlineStatus = "offline"
 
@@ -136,15 +142,18 @@ class StatusChangeResult(BaseModel):
 
 
 class IncomingReport(BaseModel):
-    account_line_id: str = Field(min_length=1, max_length=128)
-    incoming_line_id: str = Field(min_length=1, max_length=128)
-    event_id: str | None = Field(
+    account_line_id: Text = Field(min_length=1, max_length=128)
+    incoming_line_id: Text = Field(min_length=1, max_length=128)
+    event_id: Text | None = Field(
         None,
         min_length=1,
         max_length=64,
-        description="The client's id for this lead; a retry with the same id counts once",
+        description="The client's id for this lead; a retry with the same id counts once "
+        "(send one: a lead answered 503 may still have been counted)",
     )
-    incoming_time: AwareDatetime | None = Field(None, description="When it happened; default now")
+    incoming_time: Instant | None = Field(
+        None, description="When it happened (1970 to 2200, with its offset); default now"
+    )
 
 
 class IncomingBatch(BaseModel):

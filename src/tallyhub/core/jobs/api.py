@@ -22,6 +22,7 @@ from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.pagination import Page, page_of, paginate
 from tallyhub.core.runtime import Runtime
+from tallyhub.core.validation import ShortText
 
 log = structlog.get_logger(__name__)
 
@@ -83,7 +84,7 @@ async def list_runs(
     session: Session,
     _: CurrentUser,
     paging: Paging,
-    job: Annotated[str | None, Query(description="Only this job")] = None,
+    job: Annotated[ShortText | None, Query(description="Only this job")] = None,
     status: Annotated[
         str | None, Query(pattern="^(running|succeeded|failed|abandoned|interrupted)$")
     ] = None,

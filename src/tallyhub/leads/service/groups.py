@@ -31,7 +31,7 @@ def group_today(group: Group, now: datetime | None = None) -> date:
 async def create_group(
     session: AsyncSession, principal: Principal, data: schemas.GroupCreate, default_tz: str
 ) -> Group:
-    owner_id = principal.owner_for(data.owner_id, "group")
+    owner_id = await principal.existing_owner_for(session, data.owner_id, "group")
     group = Group(
         activation_code=new_activation_code(),
         remark=data.remark,
