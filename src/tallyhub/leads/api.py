@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, WebSocket
-from pydantic import ValidationError
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, WebSocket
+from pydantic import StringConstraints, ValidationError
 
 from tallyhub.core import recalibration
 from tallyhub.core.auth import (
     CurrentUser,
     WriterUser,
 )
-from tallyhub.core.errors import DomainError, Forbidden, Unauthorized
+from tallyhub.core.batching import BatchWriter, WriterSaturated, WriterStopped
+from tallyhub.core.errors import DomainError, Forbidden, Unauthorized, Unavailable
 from tallyhub.core.http import (
     Days,
     Paging,
@@ -28,10 +29,13 @@ from tallyhub.core.http import (
 from tallyhub.core.pagination import Page, page_of
 from tallyhub.core.realtime import push_topic
 from tallyhub.core.runtime import runtime_of
+from tallyhub.core.validation import NoNul, PathId, ShortText
 from tallyhub.leads import jobs, schemas, service, wiring
 from tallyhub.leads.models import Group
 
 log = structlog.get_logger(__name__)
+
+Writer = BatchWriter[service.IncomingEvent, schemas.IncomingResult]
 
 ActivationCode = Annotated[
     str | None, Header(alias="X-Activation-Code", description="The group's activation code")
@@ -42,34 +46,40 @@ def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@asynccontextmanager
-async def _code_attempt(request: Request, code: str | None) -> AsyncIterator[str]:
-    """The failed-attempt check every client endpoint shares: an address that failed too
-    often is refused before anything is judged; a missing code, or one the endpoint finds
-    wrong (Unauthorized from inside the block), counts as a failure."""
-    limiter = wiring.parts(runtime_of(request)).code_limiter
-    address = _address(request)
-    await limiter.check(address)
-    try:
-        if not code:
-            raise Unauthorized("missing X-Activation-Code header", code="missing_activation_code")
-        yield code
-    except Unauthorized:
-        await limiter.failed(address)
-        raise
+async def _admitted(request: Request) -> str:
+    """The request's activation code, let in by the gate (judged and counted before the
+    request body is read)."""
+    gate = wiring.parts(runtime_of(request)).gate
+    return await gate.admit(_address(request), request.headers.get("x-activation-code"))
+
+
+class ClientRoute(TransactionalRoute):
+    """A desktop-client endpoint: its activation code is let in by the gate before
+    FastAPI reads the body, so a body without a valid code is never parsed."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def admitted_first(request: Request) -> Response:
+            await _admitted(request)
+            return await handler(request)
+
+        return admitted_first
 
 
 async def _client_group(request: Request, session: Session, code: ActivationCode = None) -> Group:
-    """The group whose activation code the client presents; failures are rate-limited."""
-    async with _code_attempt(request, code) as checked:
-        return await service.authenticate_client(session, checked)
+    """The group whose activation code the client presents (the route's gate let it in;
+    found unknown here, it was replaced meanwhile: counted as a failure)."""
+    try:
+        return await service.authenticate_client(session, code)
+    except Unauthorized:
+        await wiring.parts(runtime_of(request)).gate.refused(_address(request), code or "")
+        raise
 
 
 ClientGroup = Annotated[Group, Depends(_client_group)]
 
-client = APIRouter(
-    prefix="/api/client", tags=["leads: desktop client"], route_class=TransactionalRoute
-)
+client = APIRouter(prefix="/api/client", tags=["leads: desktop client"], route_class=ClientRoute)
 
 
 @client.post("/login", summary="Sign the desktop client in; returns the group's figures")
@@ -89,7 +99,7 @@ async def client_status(
     request: Request,
     session: Session,
     group: ClientGroup,
-    line_id: str,
+    line_id: Annotated[str, StringConstraints(min_length=1, max_length=128), NoNul(), Path()],
     body: schemas.StatusChange,
 ) -> schemas.StatusChangeResult:
     return await service.change_status(
@@ -97,15 +107,59 @@ async def client_status(
     )
 
 
-async def _submit(
-    request: Request, code: str | None, reports: Sequence[schemas.IncomingReport]
+# ---------------------------------------------------------------- incoming leads
+
+
+def _not_committed(timeout: float) -> Unavailable:
+    return Unavailable(
+        f"the lead was not committed within {timeout * 1000:.0f} ms; retry with the same "
+        "event_id (it may have been counted meanwhile: a retry counts it once)",
+        code="commit_timeout",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _expire(futures: Sequence[asyncio.Future[Any]], timeout: float) -> None:
+    for future in futures:
+        if not future.done():  # the writer leaves it alone, and still writes its event
+            future.set_exception(_not_committed(timeout))
+
+
+def _enqueued(writer: Writer, event: service.IncomingEvent) -> asyncio.Future[Any]:
+    """The event's future from the writer, or one failed already if the writer takes
+    nothing now (its queue full, or shutting down)."""
+    try:
+        return writer.enqueue(event)
+    except (WriterSaturated, WriterStopped) as error:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(
+            Unavailable(
+                f"the lead writer takes nothing now ({type(error).__name__}); retry",
+                code="overloaded",
+                headers={"Retry-After": "1"},
+            )
+        )
+        return future
+
+
+async def _committed(
+    request: Request, code: str, reports: Sequence[schemas.IncomingReport]
 ) -> list[Any]:
-    writer = wiring.parts(runtime_of(request)).writer
-    async with _code_attempt(request, code) as checked:
-        results = await writer.submit_many([service.make_event(checked, r) for r in reports])
-        refusals = [r for r in results if isinstance(r, Unauthorized | Forbidden)]
-        if refusals and len(refusals) == len(results):
-            raise refusals[0]
+    """Each report's result once its batch has committed, or its error; one the writer
+    has not committed within the commit timeout is answered `commit_timeout` (it may
+    still commit later; a retry with its event_id counts it once). An admitted code the
+    writer finds unknown is counted as a failed attempt."""
+    parts = wiring.parts(runtime_of(request))
+    futures = [_enqueued(parts.writer, service.make_event(code, r)) for r in reports]
+    timer = asyncio.get_running_loop().call_later(
+        parts.commit_timeout, _expire, futures, parts.commit_timeout
+    )
+    try:
+        results = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        timer.cancel()
+    if any(isinstance(r, Unauthorized) for r in results):
+        await parts.gate.refused(_address(request), code)
     return results
 
 
@@ -124,6 +178,11 @@ hot = APIRouter(prefix="/api/client", tags=["leads: desktop client"])
         403: {"description": "The group is inactive or deleted"},
         404: {"description": "Unknown account in this group"},
         422: {"description": "A field is missing or invalid"},
+        429: {"description": "Too many failed activation codes from this address"},
+        503: {
+            "description": "Not committed in time (retry with the same event_id), or the "
+            "writer is overloaded"
+        },
     },
     openapi_extra={
         "parameters": [
@@ -144,42 +203,64 @@ hot = APIRouter(prefix="/api/client", tags=["leads: desktop client"])
 )
 async def client_incoming(request: Request) -> Response:
     """Also served by core.http.HotPathsApp ahead of FastAPI (see `hot_paths`)."""
+    code = await _admitted(request)
     try:
         body = schemas.IncomingReport.model_validate_json(await request.body())
     except ValidationError as error:
         return validation_error_response(error.errors(include_url=False))
-    writer = wiring.parts(runtime_of(request)).writer
-    async with _code_attempt(request, request.headers.get("x-activation-code")) as code:
-        result = await writer.submit(service.make_event(code, body))
+    (result,) = await _committed(request, code, [body])
+    if isinstance(result, BaseException):
+        raise result
     return Response(result.model_dump_json(), media_type="application/json")
 
 
 hot_paths = {("POST", "/api/client/incoming"): plain_endpoint(client_incoming)}
 
 
-@client.post("/incoming/batch", summary="Report up to 1000 incoming leads; one result each")
+def _batch_item(report: schemas.IncomingReport, result: Any) -> schemas.IncomingBatchItem:
+    if isinstance(result, schemas.IncomingResult):
+        return schemas.IncomingBatchItem(event_id=result.event_id, ok=True, result=result)
+    if isinstance(result, DomainError):
+        error = {"code": result.code, "message": result.message}
+    else:  # logged and counted by the writer, which failed this event alone
+        error = {"code": "internal_error", "message": "this lead could not be recorded"}
+    return schemas.IncomingBatchItem(event_id=report.event_id, ok=False, error=error)
+
+
+def _whole_batch_error(results: Sequence[Any]) -> DomainError | None:
+    """The error that answers for the whole batch when every event failed alike: refused
+    (401/403), or not committed in time / overloaded (503). Otherwise the batch answers
+    per event."""
+    for kind in ((Unauthorized, Forbidden), (Unavailable,)):
+        if all(isinstance(r, kind) for r in results):
+            first: DomainError = results[0]
+            return first
+    return None
+
+
+@client.post(
+    "/incoming/batch",
+    summary="Report up to 1000 incoming leads; one result each",
+    description="Each event is counted or refused on its own, and answers so in its item "
+    "(`ok`, `result` or `error`): an item with error `commit_timeout` or `overloaded` may "
+    "be retried with its event_id. When every event fails alike the whole batch answers "
+    "that error instead (401/403, or 503 with Retry-After).",
+    responses={
+        429: {"description": "Too many failed activation codes from this address"},
+        503: {"description": "No event committed in time; retry with the same event_ids"},
+    },
+)
 @read_only_session
 async def client_incoming_batch(
     request: Request, body: schemas.IncomingBatch, code: ActivationCode = None
 ) -> schemas.IncomingBatchResult:
-    results = await _submit(request, code, body.events)
-    items = []
-    for report, result in zip(body.events, results, strict=True):
-        if isinstance(result, schemas.IncomingResult):
-            items.append(
-                schemas.IncomingBatchItem(event_id=result.event_id, ok=True, result=result)
-            )
-        elif isinstance(result, DomainError):
-            items.append(
-                schemas.IncomingBatchItem(
-                    event_id=report.event_id,
-                    ok=False,
-                    error={"code": result.code, "message": result.message},
-                )
-            )
-        else:
-            raise result
-    return schemas.IncomingBatchResult(results=items)
+    results = await _committed(request, code or "", body.events)
+    whole = _whole_batch_error(results)
+    if whole is not None:
+        raise whole
+    return schemas.IncomingBatchResult(
+        results=[_batch_item(r, result) for r, result in zip(body.events, results, strict=True)]
+    )
 
 
 # ---------------------------------------------------------------- admin
@@ -204,7 +285,7 @@ async def list_groups(
     session: Session,
     principal: CurrentUser,
     paging: Paging,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    search: Annotated[ShortText | None, Query()] = None,
     is_active: bool | None = None,
 ) -> Page[schemas.GroupWithStats]:
     items, total = await service.list_groups(session, principal, paging, search, is_active)
@@ -213,7 +294,7 @@ async def list_groups(
 
 @admin.get("/groups/{group_id}", summary="One group with its figures")
 async def get_group(
-    session: Session, principal: CurrentUser, group_id: int
+    session: Session, principal: CurrentUser, group_id: PathId
 ) -> schemas.GroupWithStats:
     group = await service.get_group(session, principal, group_id)
     (out,) = await service.with_stats(session, [group])
@@ -222,7 +303,7 @@ async def get_group(
 
 @admin.patch("/groups/{group_id}", summary="Change a group's settings")
 async def update_group(
-    session: Session, principal: WriterUser, group_id: int, body: schemas.GroupUpdate
+    session: Session, principal: WriterUser, group_id: PathId, body: schemas.GroupUpdate
 ) -> schemas.GroupWithStats:
     group = await service.update_group(session, principal, group_id, body)
     (out,) = await service.with_stats(session, [group])
@@ -230,14 +311,14 @@ async def update_group(
 
 
 @admin.delete("/groups/{group_id}", status_code=204, summary="Delete a group (soft)")
-async def delete_group(session: Session, principal: WriterUser, group_id: int) -> Response:
+async def delete_group(session: Session, principal: WriterUser, group_id: PathId) -> Response:
     await service.delete_group(session, principal, group_id)
     return Response(status_code=204)
 
 
 @admin.post("/groups/{group_id}/activation-code", summary="Issue a new activation code")
 async def new_activation_code(
-    session: Session, principal: WriterUser, group_id: int
+    session: Session, principal: WriterUser, group_id: PathId
 ) -> schemas.GroupWithStats:
     group = await service.rotate_activation_code(session, principal, group_id)
     (out,) = await service.with_stats(session, [group])
@@ -249,7 +330,7 @@ async def new_activation_code(
     summary="The group's accounts: online first, then by total incoming",
 )
 async def list_accounts(
-    session: Session, principal: CurrentUser, group_id: int
+    session: Session, principal: CurrentUser, group_id: PathId
 ) -> list[schemas.AccountWithStats]:
     group = await service.get_group(session, principal, group_id)
     return await service.list_accounts(session, group)
@@ -257,7 +338,7 @@ async def list_accounts(
 
 @admin.delete("/accounts/{account_id}", status_code=204, summary="Delete an account (soft)")
 async def delete_account(
-    request: Request, session: Session, principal: WriterUser, account_id: int
+    request: Request, session: Session, principal: WriterUser, account_id: PathId
 ) -> Response:
     await service.delete_account(session, runtime_of(request).hub, principal, account_id)
     return Response(status_code=204)
@@ -265,7 +346,7 @@ async def delete_account(
 
 @admin.get("/groups/{group_id}/daily", summary="One row per business day")
 async def group_daily(
-    session: Session, principal: CurrentUser, group_id: int, days: Days
+    session: Session, principal: CurrentUser, group_id: PathId, days: Days
 ) -> list[schemas.GroupDaily]:
     group = await service.get_group(session, principal, group_id)
     return await service.daily(session, group, days.start, days.end)
@@ -273,7 +354,7 @@ async def group_daily(
 
 @admin.get("/groups/{group_id}/incoming", summary="Incoming log, newest first")
 async def group_incoming(
-    session: Session, principal: CurrentUser, group_id: int, paging: Paging
+    session: Session, principal: CurrentUser, group_id: PathId, paging: Paging
 ) -> Page[schemas.IncomingLogOut]:
     group = await service.get_group(session, principal, group_id)
     rows, total = await service.incoming_page(session, group, paging)

@@ -1,5 +1,5 @@
 """What the leads domain builds at start-up (the incoming writer, the activation-code
-limiter), and typed access to it for the API."""
+gate and its limiter), and typed access to it for the API."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from tallyhub.leads.config import leads_settings
 @dataclass(frozen=True)
 class LeadParts:
     writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult]
-    code_limiter: FailureLimiter
+    gate: service.CodeGate
+    commit_timeout: float  # seconds a request waits for its leads' commit
 
 
 def parts(runtime: Runtime) -> LeadParts:
@@ -35,14 +36,16 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     async def apply(session: AsyncSession, events: Sequence[service.IncomingEvent]) -> Any:
         return await service.apply_incoming(session, hub, events)
 
+    settings = leads_settings(runtime.settings)
     writer: BatchWriter[service.IncomingEvent, schemas.IncomingResult] = BatchWriter.from_settings(
-        "leads.incoming", runtime.db, apply, leads_settings(runtime.settings).batching
+        "leads.incoming", runtime.db, apply, settings.batching
     )
     auth = runtime.settings.auth
     limiter = FailureLimiter(
         "activation_code", auth.failed_code_limit, auth.failed_code_window_seconds, runtime.redis
     )
-    runtime.provide(LeadParts(writer, limiter))
+    gate = service.CodeGate(runtime.db, limiter, cache_seconds=settings.code_cache_seconds)
+    runtime.provide(LeadParts(writer, gate, settings.commit_timeout_ms / 1000))
     await writer.start()
     try:
         yield

@@ -9,6 +9,7 @@ from tallyhub.leads.service.accounts import (
     sync_accounts,
 )
 from tallyhub.leads.service.client import (
+    CodeGate,
     authenticate_client,
     check_client_group,
     client_summary,
@@ -32,6 +33,7 @@ from tallyhub.leads.service.recalibration import recalibrate
 
 __all__ = [
     "TOPIC",
+    "CodeGate",
     "IncomingEvent",
     "apply_incoming",
     "authenticate_client",
