@@ -39,7 +39,7 @@ EXPECTED = [
 ]
 
 
-EXACT = {"/healthz", "/metrics", "/api/auth/me", "/api/auth/token", "/api/jobs/{name}/run"}
+EXACT = {"/healthz", "/readyz", "/metrics", "/api/auth/me"}
 
 
 @pytest.fixture
