@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from tallyhub import __version__
-from tallyhub.clicks import api as clicks_api
 from tallyhub.core import auth, metrics
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.errors import Unauthorized
@@ -24,7 +23,6 @@ from tallyhub.core.logging import configure_logging
 from tallyhub.core.openapi import Answers, dependency_of, document_errors
 from tallyhub.core.runtime import Extension, Runtime
 from tallyhub.domains import DOMAINS, register_jobs
-from tallyhub.leads import api as leads_api
 from tallyhub.settings import get_settings
 from tallyhub.web import pages
 
@@ -49,7 +47,8 @@ def _mount_domains(app: HotPathsApp, settings: CoreSettings) -> None:
 
 def _error_answers() -> Answers:
     """What OpenAPI cannot tell from a route's parameters: the errors its endpoint or one
-    of its dependencies answers (see core.openapi.document_errors)."""
+    of its dependencies answers (see core.openapi.document_errors); each domain lists its
+    own in `Domain.error_answers`."""
     return {
         dependency_of(auth.CurrentUser): (401,),
         dependency_of(auth.WriterUser): (401, 403),
@@ -57,13 +56,7 @@ def _error_answers() -> Answers:
         auth.login: (401, 429),
         auth.open_session: (401, 403, 429),
         jobs_api.run_job: (409,),
-        # The desktop client's activation code: wrong (401, rate-limited: 429), or the
-        # group inactive (403).
-        dependency_of(leads_api.ClientGroup): (401, 403, 429),
-        leads_api.client_incoming: (429,),
-        leads_api.client_incoming_batch: (401, 403, 429),
-        leads_api.client_accounts: (400, 409),
-        clicks_api.create_link: (400, 404),  # the body's campaign: not found (or not yours)
+        **{fn: codes for domain in DOMAINS for fn, codes in domain.error_answers.items()},
     }
 
 

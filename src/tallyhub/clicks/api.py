@@ -19,6 +19,7 @@ from tallyhub.core.auth import CurrentUser, WriterUser
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.db import after_commit
 from tallyhub.core.http import Days, Paging, Session, TransactionalRoute
+from tallyhub.core.openapi import Answers
 from tallyhub.core.pagination import Page, page_of
 from tallyhub.core.runtime import runtime_of
 from tallyhub.core.validation import INT32_MAX, NoNul, PathId, ShortText
@@ -177,3 +178,6 @@ def first_routes(settings: CoreSettings) -> list[BaseRoute]:
 
 hot_paths = {("GET", "/__track"): TrackRoute(), ("HEAD", "/__track"): TrackRoute()}
 routers = [admin]
+
+# For OpenAPI: a link's campaign not found, or not the caller's (404); a bad target (400).
+error_answers: Answers = {create_link: (400, 404)}

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from tallyhub.core.auth import Principal
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.jobs.registry import JobSpec
+from tallyhub.core.openapi import Answers
 from tallyhub.core.runtime import Extension, Runtime
 
 HotPaths = Mapping[tuple[str, str], ASGIApp]
@@ -45,6 +46,9 @@ class Domain:
     # (method, path) → ASGI app, answered ahead of FastAPI's stack (core.http.HotPathsApp);
     # keep a route of the same path in `routers` or `first_routes` for /docs and 405s.
     hot_paths: HotPaths = field(default_factory=dict)
+    # Errors OpenAPI cannot tell from a route's parameters: endpoint or dependency →
+    # the statuses it answers (core.openapi.document_errors).
+    error_answers: Answers = field(default_factory=dict)
     # Plain Starlette routes put first in the routing table, from the settings.
     first_routes: Callable[[CoreSettings], Sequence[BaseRoute]] = _no_routes
     # What the domain builds at start-up and drains at shutdown (its `wiring.py`).

@@ -9,6 +9,7 @@ DOMAIN = Domain(
     models=models,
     routers=api.routers,
     hot_paths=api.hot_paths,
+    error_answers=api.error_answers,
     lifespan=wiring.lifespan,
     jobs=jobs.JOBS,
     seed_demo=demo.seed,

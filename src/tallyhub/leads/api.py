@@ -26,6 +26,7 @@ from tallyhub.core.http import (
     read_only_session,
     validation_error_response,
 )
+from tallyhub.core.openapi import Answers, dependency_of
 from tallyhub.core.pagination import Page, page_of
 from tallyhub.core.realtime import push_topic
 from tallyhub.core.runtime import runtime_of
@@ -378,3 +379,12 @@ async def leads_socket(websocket: WebSocket, token: str = "") -> None:
 
 
 routers = [hot, client, admin, live]
+
+# For OpenAPI: the desktop client's activation code is wrong (401, rate-limited: 429), or
+# its group inactive (403).
+error_answers: Answers = {
+    dependency_of(ClientGroup): (401, 403, 429),
+    client_incoming: (429,),
+    client_incoming_batch: (401, 403, 429),
+    client_accounts: (400, 409),
+}
