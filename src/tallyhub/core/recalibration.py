@@ -11,12 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tallyhub.core.auth import AdminUser, CurrentUser
+from tallyhub.core.auth import AdminUser, CurrentUser, Principal, Role
 from tallyhub.core.columns import Base, UTCDateTime, utcnow
 from tallyhub.core.db import Database
 from tallyhub.core.http import Paging, Session, read_only_session
@@ -57,9 +57,13 @@ class RecalibrationOut(BaseModel):
     domain: str
     started_at: datetime
     finished_at: datetime
-    checked: dict[str, int]
-    drift_count: int
-    drifts: list[Drift]
+    # A run covers every tenant: an operator, who sees only what they own, gets its times
+    # only (these three null).
+    checked: dict[str, int] | None = Field(description="What it checked; null for operators")
+    drift_count: int | None = Field(description="Drifts it corrected; null for operators")
+    drifts: list[Drift] | None = Field(
+        description=f"The drifts (at most {MAX_DRIFTS_KEPT}); null for operators"
+    )
 
 
 def drift(entity: str, entity_id: Any, field: str, stored: Any, actual: Any) -> dict[str, Any]:
@@ -143,6 +147,13 @@ async def runs_page(
     return page_of([RecalibrationOut.model_validate(r) for r in rows], total, paging)
 
 
+def _for(principal: Principal, page: Page[RecalibrationOut]) -> Page[RecalibrationOut]:
+    if principal.role == Role.operator:
+        for run in page.items:
+            run.checked = run.drift_count = run.drifts = None
+    return page
+
+
 def add_routes(
     router: APIRouter,
     domain: str,
@@ -158,8 +169,11 @@ def add_routes(
     async def recalibrate_now(request: Request, _: AdminUser) -> RecalibrationOut:
         return RecalibrationOut.model_validate(await recalibrate(runtime_of(request)))
 
-    @router.get("/recalibrations", summary="Recalibration runs, newest first, with their drifts")
+    @router.get(
+        "/recalibrations",
+        summary="Recalibration runs, newest first, with their drifts (operators: times only)",
+    )
     async def recalibrations(
-        session: Session, _: CurrentUser, paging: Paging
+        session: Session, principal: CurrentUser, paging: Paging
     ) -> Page[RecalibrationOut]:
-        return await runs_page(session, domain, paging)
+        return _for(principal, await runs_page(session, domain, paging))
