@@ -99,6 +99,7 @@ def serve(
     console.print(
         f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs"
     )
+    console.print(f"scheduler [bold]{settings.scheduler}[/]: {SCHEDULER_MODES[settings.scheduler]}")
     if settings.env != "production":
         console.print("demo login (after `tallyhub demo seed`): [bold]demo[/] / [bold]demo[/]")
     config = uvicorn.Config(
@@ -149,23 +150,65 @@ def _reuse_port_socket(family: socket.AddressFamily, address: tuple[str, int]) -
     return sock
 
 
-def _celery() -> Any:
+SCHEDULER_MODES = {  # what `serve` says of its TALLYHUB_SCHEDULER
+    "embedded": "jobs run in this process",
+    "celery": "jobs run by `tallyhub worker`, sent by `tallyhub beat`",
+    "off": "jobs run only by hand (`tallyhub jobs run NAME`)",
+}
+
+
+def _celery(settings: CoreSettings, loglevel: str) -> Any:
+    """The Celery app, with our own log lines at `loglevel` in their own level (Celery's
+    lines keep Celery's format)."""
     from tallyhub.core.jobs.celery_runner import celery_app
 
     register_jobs()
-    return celery_app(_settings())
+    json = settings.log_json if settings.log_json is not None else settings.env == "production"
+    configure_logging(json=json, level=loglevel)
+    return celery_app(settings)
+
+
+LogLevel = Annotated[str, typer.Option("--loglevel", "-l", help="DEBUG, INFO, WARNING or ERROR")]
 
 
 @app.command()
-def worker(concurrency: int = 2) -> None:
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once (processes)")] = 2,
+    hostname: Annotated[
+        str | None,
+        typer.Option("--hostname", "-n", help="Node name, e.g. worker1@%h (default celery@%h)"),
+    ] = None,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Queues to take jobs from, comma-separated (default TALLYHUB_JOB_QUEUE)",
+        ),
+    ] = None,
+    loglevel: LogLevel = "INFO",
+) -> None:
     """Run scheduled jobs from the Celery queue (TALLYHUB_SCHEDULER=celery)."""
-    _celery().worker_main(["worker", "--loglevel=INFO", f"--concurrency={concurrency}"])
+    settings = _settings()
+    argv = [
+        "worker",
+        f"--loglevel={loglevel.upper()}",
+        f"--concurrency={concurrency}",
+        f"--queues={queues or settings.job_queue}",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    _celery(settings, loglevel.upper()).worker_main(argv)
 
 
 @app.command()
-def beat() -> None:
-    """Put every registered job on the Celery queue at its schedule."""
-    _celery().start(["beat", "--loglevel=INFO"])
+def beat(loglevel: LogLevel = "INFO") -> None:
+    """Put every registered job on the Celery queue at its schedule (one beat for all)."""
+    settings = _settings()
+    schedule_file = settings.resolved_beat_schedule_file()
+    schedule_file.parent.mkdir(parents=True, exist_ok=True)
+    celery = _celery(settings, loglevel.upper())
+    celery.start(["beat", f"--loglevel={loglevel.upper()}", f"--schedule={schedule_file}"])
 
 
 @users_app.command("create")

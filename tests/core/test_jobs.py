@@ -257,15 +257,17 @@ async def leave_row(
     *,
     status: str = "running",
     attempt: int = 1,
+    trigger: str = "schedule",
 ) -> int:
     """A row as a stopped process leaves it: `running` with its lease last renewed at
-    `renewed` (killed), or `interrupted` (stopped at shutdown)."""
+    `renewed` (killed), or `interrupted` (stopped at shutdown); or `queued` at `renewed`
+    for a worker that never got its message."""
 
     async def insert(session: Any) -> int:
         run = JobRun(
             job_name=name,
             scheduled_for=slot,
-            trigger="schedule",
+            trigger=trigger,
             status=status,
             started_at=renewed,
             heartbeat_at=renewed,
@@ -668,6 +670,201 @@ async def test_abandoned_runs_are_listed_with_their_attempt(harness: Harness) ->
     assert bad.status_code == 422 and "status" in bad.text
 
 
+# ---------------------------------------------------------------- runs by hand, slots sent
+
+ASKED_AT = datetime(2026, 5, 5, 1, 2, 3, 456000, tzinfo=UTC)  # a run by hand: no slot of its job
+
+
+async def test_a_lost_run_by_hand_is_run_again_like_a_lost_slot(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    for name in ("test.by_hand_killed", "test.by_hand_unsent", "test.by_hand_waits"):
+
+        @register(name, cron="0 3 * * *")
+        async def by_hand(runtime: Runtime, name: str = name) -> dict[str, Any]:
+            calls.append(name)
+            return {"ran": name}
+
+    @register("test.by_hand_worn_out", cron="0 3 * * *")
+    async def worn_out(runtime: Runtime) -> dict[str, Any]:
+        calls.append("test.by_hand_worn_out")
+        return {}
+
+    now = datetime.now(UTC)
+    lapsed, fresh = now - timedelta(minutes=5), now - timedelta(seconds=5)
+    async with runtimes(test_db, tmp_path, 1) as (runtime,):
+        ids = {
+            # Its server was killed mid-run (embedded mode: the run was in the web process).
+            "killed": await leave_row(
+                runtime, "test.by_hand_killed", ASKED_AT, lapsed, trigger="manual"
+            ),
+            # Queued for a worker (celery mode), and its message never reached one.
+            "unsent": await leave_row(
+                runtime, "test.by_hand_unsent", ASKED_AT, lapsed, status="queued", trigger="manual"
+            ),
+            # Queued a moment ago: a worker will start it.
+            "waits": await leave_row(
+                runtime, "test.by_hand_waits", ASKED_AT, fresh, status="queued", trigger="manual"
+            ),
+            "worn_out": await leave_row(
+                runtime, "test.by_hand_worn_out", ASKED_AT, lapsed, attempt=3, trigger="manual"
+            ),
+        }
+        outcome = await JobRunner(runtime).recover()
+        again = await JobRunner(runtime).recover()
+        async with runtime.db.transaction(readonly=True) as session:
+            rows = {r.id: r for r in await session.scalars(select(JobRun))}
+
+    assert outcome == {"retried": 2, "abandoned": 1}
+    assert again == {"retried": 0, "abandoned": 0}
+    assert sorted(calls) == ["test.by_hand_killed", "test.by_hand_unsent"]
+    state = {key: (rows[i].status, rows[i].attempt, rows[i].trigger) for key, i in ids.items()}
+    assert state == {
+        "killed": ("succeeded", 2, "manual"),
+        "unsent": ("succeeded", 1, "manual"),
+        "waits": ("queued", 1, "manual"),
+        "worn_out": ("abandoned", 3, "manual"),
+    }
+    assert rows[ids["killed"]].counts == {"ran": "test.by_hand_killed"}
+    assert {rows[i].scheduled_for for i in ids.values()} == {ASKED_AT}
+
+
+MANUAL_CHILD = """
+import asyncio
+from tallyhub.core.jobs.registry import REGISTRY, job
+from tallyhub.core.jobs.runner import JobRunner
+from tallyhub.core.runtime import Runtime
+from tallyhub.settings import Settings
+
+@job("test.by_hand_for_real", cron="0 3 * * *")
+async def slow(runtime):
+    print("running", flush=True)
+    await asyncio.sleep(600)
+    return {}
+
+REGISTRY.add(slow)
+
+# What POST /api/jobs/{name}/run does in the web process (embedded mode).
+asyncio.run(JobRunner(Runtime.build(Settings())).run("test.by_hand_for_real"))
+"""
+
+
+async def test_a_run_by_hand_whose_process_is_killed_runs_again(
+    test_db: TestDatabase,
+    tmp_path: Path,
+    register: Register,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lease = 0.3
+    env = {
+        **os.environ,
+        "TALLYHUB_ENV": "test",
+        "TALLYHUB_DATABASE_URL": test_db.url,
+        "TALLYHUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+        "TALLYHUB_SCHEDULER": "off",
+        "TALLYHUB_VAR_DIR": str(tmp_path / "child"),
+        "TALLYHUB_JOB_LEASE_SECONDS": str(lease),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MANUAL_CHILD, env=env, stdout=subprocess.PIPE
+    )
+    calls: list[str] = []
+
+    @register("test.by_hand_for_real", cron="0 3 * * *")
+    async def fast(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        return {"ran": "again"}
+
+    only_test_jobs(monkeypatch)
+    try:
+        assert child.stdout is not None
+        assert await asyncio.wait_for(child.stdout.readline(), 60) == b"running\n"
+        async with runtimes(test_db, tmp_path, 1, job_lease_seconds=lease) as (runtime,):
+            (claimed,) = await runs_of(runtime, "test.by_hand_for_real")
+            alive = await renewed_after(runtime, "test.by_hand_for_real", claimed.started_at)
+            child.kill()  # kill -9 of the server the run was asked of
+            await child.wait()
+            clock = Clock(alive.heartbeat_at + timedelta(seconds=lease * 2))
+            outcome = await JobRunner(runtime, clock=clock).recover()
+            (row,) = await runs_of(runtime, "test.by_hand_for_real")
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert outcome == {"retried": 1, "abandoned": 0}
+    assert calls == ["ran"]
+    assert (row.id, row.status, row.attempt, row.trigger) == (claimed.id, "succeeded", 2, "manual")
+    assert row.scheduled_for == claimed.scheduled_for
+    assert row.counts == {"ran": "again"}
+
+
+async def test_a_queued_run_is_started_by_one_worker_only(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    @register("test.queued", cron="0 3 * * *")
+    async def queued(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        await asyncio.sleep(0.05)
+        return {"calls": len(calls)}
+
+    async with runtimes(test_db, tmp_path, 2) as (a, b):
+        run_id = await JobRunner(a).queue("test.queued")
+        assert run_id is not None
+        (waiting,) = await runs_of(a, "test.queued")
+        assert (waiting.status, waiting.trigger, waiting.attempt) == ("queued", "manual", 1)
+        # The message delivered twice (a worker died after taking it, say), to two workers.
+        started = await asyncio.wait_for(
+            asyncio.gather(JobRunner(a).run_queued(run_id), JobRunner(b).run_queued(run_id)), 30
+        )
+        late = await JobRunner(b).run_queued(run_id)
+        (row,) = await runs_of(b, "test.queued")
+        with pytest.raises(NotFound, match=r"test\.nothing"):
+            await JobRunner(a).queue("test.nothing")
+    assert sorted(started, key=str) == [run_id, None] and late is None
+    assert calls == ["ran"]
+    assert (row.id, row.status, row.trigger, row.counts) == (
+        run_id,
+        "succeeded",
+        "manual",
+        {"calls": 1},
+    )
+    assert row.started_at >= waiting.started_at
+
+
+async def test_a_slot_sent_by_beat_runs_unless_a_newer_slot_has_come(
+    test_db: TestDatabase, tmp_path: Path, register: Register
+) -> None:
+    calls: list[str] = []
+
+    @register("test.sent", every_seconds=60)
+    async def sent(runtime: Runtime) -> dict[str, Any]:
+        calls.append("ran")
+        return {}
+
+    noon = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    clock = Clock(noon + timedelta(seconds=90))  # the worker's time, not beat's
+    async with runtimes(test_db, tmp_path, 1) as (runtime,):
+        runner = JobRunner(runtime, clock=clock)
+        # Waited in the queue past the next slot (workers were busy): that one stands for it.
+        passed = await runner.run_slot("test.sent", noon, "schedule")
+        # The slot that is due, and one that is due by beat's clock a little ahead of this
+        # worker's: each is recorded as the slot it was sent for.
+        due = await runner.run_slot("test.sent", noon + timedelta(minutes=1), "schedule")
+        ahead = await runner.run_slot("test.sent", noon + timedelta(minutes=2), "catchup")
+        twice = await runner.run_slot("test.sent", noon + timedelta(minutes=2), "schedule")
+        rows = await runs_of(runtime, "test.sent")
+    assert passed is None and twice is None
+    assert calls == ["ran", "ran"]
+    assert [(r.id, r.scheduled_for, r.trigger) for r in rows] == [
+        (due, noon + timedelta(minutes=1), "schedule"),
+        (ahead, noon + timedelta(minutes=2), "catchup"),
+    ]
+
+
 # ---------------------------------------------------------------- API
 
 
@@ -836,6 +1033,64 @@ async def test_a_job_failing_when_run_by_hand_answers_with_the_failed_run(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "failed"
     assert "LookupError: no such upstream account" in response.json()["error"]
+
+
+async def test_operators_see_runs_but_not_their_counts(
+    harness: Harness, register: Register
+) -> None:
+    """A job's counts cover every tenant (clicks replayed, drifts corrected): an operator,
+    who sees only what they own, gets each run without them; viewers and admins get all."""
+
+    @register("test.counted", cron="0 * * * *")
+    async def counted(runtime: Runtime) -> dict[str, Any]:
+        return {"campaigns": 40, "drifts": 3}
+
+    admin = await make_user(harness, "admin", Role.admin)
+    ran = await harness.client.post("/api/jobs/test.counted/run", headers=admin)
+    assert ran.status_code == 200, ran.text
+    run_id = ran.json()["id"]
+    seen = {}
+    for role in (Role.admin, Role.viewer, Role.operator):
+        headers = admin if role == Role.admin else await make_user(harness, role.value, role)
+        listed = await harness.client.get("/api/jobs", headers=headers)
+        history = await harness.client.get(
+            "/api/jobs/runs", params={"job": "test.counted"}, headers=headers
+        )
+        one = await harness.client.get(f"/api/jobs/runs/{run_id}", headers=headers)
+        assert all(r.status_code == 200 for r in (listed, history, one)), one.text
+        last = {j["name"]: j for j in listed.json()}["test.counted"]["last_run"]
+        (item,) = history.json()["items"]
+        assert last["id"] == item["id"] == one.json()["id"] == run_id
+        assert last["status"] == item["status"] == one.json()["status"] == "succeeded"
+        seen[role] = (last["counts"], item["counts"], one.json()["counts"])
+    full = {"campaigns": 40, "drifts": 3}
+    assert seen == {
+        Role.admin: (full, full, full),
+        Role.viewer: (full, full, full),
+        Role.operator: (None, None, None),
+    }
+
+
+async def test_one_run_is_read_by_its_id(harness: Harness, register: Register) -> None:
+    @register("test.polled", cron="0 * * * *")
+    async def polled(runtime: Runtime) -> dict[str, Any]:
+        return {"rows": 1}
+
+    admin = await make_user(harness, "admin", Role.admin)
+    ran = (await harness.client.post("/api/jobs/test.polled/run", headers=admin)).json()
+    one = await harness.client.get(f"/api/jobs/runs/{ran['id']}", headers=admin)
+    assert one.status_code == 200, one.text
+    assert one.json() == ran
+    missing = await harness.client.get(f"/api/jobs/runs/{ran['id'] + 1}", headers=admin)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "run_not_found"
+    for bad in ("0", str(2**31), "x"):
+        refused = await harness.client.get(f"/api/jobs/runs/{bad}", headers=admin)
+        assert refused.status_code == 422, (bad, refused.text)
+        assert "run_id" in refused.json()["error"]["message"]
+    assert (await harness.client.get(f"/api/jobs/runs/{ran['id']}")).status_code == 401
+    queued = await harness.client.get("/api/jobs/runs", params={"status": "queued"}, headers=admin)
+    assert queued.status_code == 200 and queued.json()["total"] == 0
 
 
 async def test_pruning_deletes_finished_runs_older_than_the_history(

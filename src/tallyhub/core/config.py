@@ -78,6 +78,10 @@ class CoreSettings(BaseSettings):
     # lapsed was left by a stopped process, and may be run again.
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_history_days: int = 14  # finished job runs older than this are pruned nightly
+    # Celery mode: the queue beat and the API send jobs to (`tallyhub worker -Q` default),
+    # and beat's schedule file (default <var_dir>/celerybeat-schedule).
+    job_queue: str = Field(default="celery", min_length=1)
+    beat_schedule_file: Path | None = None
     # When set, GET /metrics asks for `Authorization: Bearer <this token>`.
     metrics_token: str | None = None
 
@@ -90,6 +94,9 @@ class CoreSettings(BaseSettings):
         if self.env == "production" and not self.secret_key:
             raise ValueError("TALLYHUB_SECRET_KEY is required when TALLYHUB_ENV=production")
         return self
+
+    def resolved_beat_schedule_file(self) -> Path:
+        return self.beat_schedule_file or self.var_dir / "celerybeat-schedule"
 
     def resolved_secret_key(self) -> str:
         """The signing key; in development one is generated once into var/ and reused."""

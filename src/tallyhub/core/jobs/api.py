@@ -7,17 +7,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (
     func,
     select,
 )
 
-from tallyhub.core.auth import AdminUser, CurrentUser
+from tallyhub.core.auth import AdminUser, CurrentUser, Principal, Role
 from tallyhub.core.columns import utcnow
 from tallyhub.core.errors import Conflict, NotFound
 from tallyhub.core.http import Paging, Session, TransactionalRoute, read_only_session
+from tallyhub.core.jobs.celery_runner import send_queued_run
 from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.pagination import Page, page_of, paginate
@@ -40,14 +41,24 @@ class JobRunOut(BaseModel):
 
     id: int
     job_name: str
-    scheduled_for: datetime
-    trigger: str
-    status: str
-    started_at: datetime
+    scheduled_for: datetime = Field(
+        description="The slot: the scheduled time it runs for (a run by hand: when asked)"
+    )
+    trigger: str = Field(
+        description="schedule, catchup, retry (a scheduled slot run again), or manual (a run "
+        "by hand, on each of its attempts)"
+    )
+    status: str = Field(
+        description="queued (celery mode: waiting for a worker), running, succeeded, failed, "
+        "interrupted or abandoned"
+    )
+    started_at: datetime = Field(description="When its attempt started (queued: when queued)")
     finished_at: datetime | None
     duration_ms: int | None
     error: str | None
-    counts: dict[str, Any] | None
+    counts: dict[str, Any] | None = Field(
+        description="What the job reports it did; null for operators (it covers every tenant)"
+    )
     attempt: int
     heartbeat_at: datetime
 
@@ -57,8 +68,17 @@ JobOut.model_rebuild()
 router = APIRouter(prefix="/api/jobs", tags=["jobs"], route_class=TransactionalRoute)
 
 
+def _shown(run: JobRun, principal: Principal) -> JobRunOut:
+    """A run as `principal` may see it: a job's counts cover every tenant's data (clicks
+    replayed, drifts corrected), so an operator, who sees only what they own, gets none."""
+    shown = JobRunOut.model_validate(run)
+    if principal.role == Role.operator:
+        shown.counts = None
+    return shown
+
+
 @router.get("", summary="Registered jobs with their schedule, next run and last run")
-async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[JobOut]:
+async def list_jobs(request: Request, session: Session, principal: CurrentUser) -> list[JobOut]:
     tz = request.app.state.runtime.settings.timezone
     latest = select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
     last_runs = {
@@ -71,9 +91,7 @@ async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[
             schedule=spec.schedule,
             description=spec.description,
             next_run_at=spec.next_slot(now, tz),
-            last_run=JobRunOut.model_validate(last_runs[spec.name])
-            if spec.name in last_runs
-            else None,
+            last_run=_shown(last_runs[spec.name], principal) if spec.name in last_runs else None,
         )
         for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
     ]
@@ -82,11 +100,11 @@ async def list_jobs(request: Request, session: Session, _: CurrentUser) -> list[
 @router.get("/runs", summary="Run history, newest first")
 async def list_runs(
     session: Session,
-    _: CurrentUser,
+    principal: CurrentUser,
     paging: Paging,
     job: Annotated[ShortText | None, Query(description="Only this job")] = None,
     status: Annotated[
-        str | None, Query(pattern="^(running|succeeded|failed|abandoned|interrupted)$")
+        str | None, Query(pattern="^(queued|running|succeeded|failed|abandoned|interrupted)$")
     ] = None,
 ) -> Page[JobRunOut]:
     query = select(JobRun)
@@ -97,18 +115,53 @@ async def list_runs(
     rows, total = await paginate(
         session, query.order_by(JobRun.started_at.desc(), JobRun.id.desc()), paging
     )
-    return page_of([JobRunOut.model_validate(r) for r in rows], total, paging)
+    return page_of([_shown(r, principal) for r in rows], total, paging)
 
 
-@router.post("/{name}/run", summary="Run a job now (admin)")
+@router.get(
+    "/runs/{run_id}",
+    summary="One run: how a run by hand (or any other) is getting on",
+    responses={404: {"description": "No run with this id"}},
+)
+async def get_run(
+    run_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: Session, principal: CurrentUser
+) -> JobRunOut:
+    run = await session.get(JobRun, run_id)
+    if run is None:
+        raise NotFound(f"no job run with id {run_id}", code="run_not_found")
+    return _shown(run, principal)
+
+
+@router.post(
+    "/{name}/run",
+    summary="Run a job now (admin)",
+    responses={
+        200: {"description": "Run here, in this process (embedded scheduler): how it ended"},
+        202: {
+            "model": JobRunOut,
+            "description": "Celery mode: queued for a worker (status `queued`); follow it at "
+            "`GET /api/jobs/runs/{id}`",
+        },
+        404: {"description": "No job of this name"},
+        409: {"description": "This very instant's run of the job is taken"},
+    },
+)
 @read_only_session
-async def run_job(name: str, request: Request, _: AdminUser) -> JobRunOut:
+async def run_job(name: str, request: Request, response: Response, _: AdminUser) -> JobRunOut:
+    """With `TALLYHUB_SCHEDULER=celery` the run is queued for a worker and answered at once
+    (202); otherwise it runs in this process and is answered when it has ended. Either way
+    a run whose process dies is run again by `core.recover_runs`."""
     runtime: Runtime = request.app.state.runtime
     if name not in REGISTRY:
         raise NotFound(f"no job named {name!r}", code="job_not_found")
-    run_id = await JobRunner(runtime).run(name)
+    runner = JobRunner(runtime)
+    queued = runtime.settings.scheduler == "celery"
+    run_id = await (runner.queue(name) if queued else runner.run(name))
     if run_id is None:  # another runner claimed this very instant's slot
         raise Conflict(f"{name} is being run for this slot already; retry", code="slot_taken")
+    if queued:
+        await send_queued_run(runtime.settings, name, run_id)
+        response.status_code = 202
     async with runtime.db.transaction(readonly=True) as session:
         run = await session.get(JobRun, run_id)
         return JobRunOut.model_validate(run)

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -38,7 +38,7 @@ from tallyhub.core import metrics
 from tallyhub.core.columns import Base, UTCDateTime, utcnow
 from tallyhub.core.daywindow import zone
 from tallyhub.core.errors import NotFound
-from tallyhub.core.jobs.registry import REGISTRY, job
+from tallyhub.core.jobs.registry import REGISTRY, JobSpec, job
 from tallyhub.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -69,7 +69,15 @@ class JobRun(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ATTEMPTS = 3  # a slot whose process keeps dying (out of memory, say) is given up
+
+
+def _spec(name: str) -> JobSpec:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise NotFound(f"no job named {name!r}", code="job_not_found")
+    return spec
 
 
 async def _to_the_end(step: Awaitable[T]) -> T:
@@ -95,6 +103,14 @@ def _stopped(lapsed_before: datetime) -> ColumnElement[bool]:
     lease last renewed before `lapsed_before`."""
     return (JobRun.status == "interrupted") | (
         (JobRun.status == "running") & (JobRun.heartbeat_at < lapsed_before)
+    )
+
+
+def _lost(lapsed_before: datetime) -> ColumnElement[bool]:
+    """What recovery looks at: stopped runs, and manual runs queued for a worker (celery
+    mode) that no worker has started by `lapsed_before` (their message was lost)."""
+    return _stopped(lapsed_before) | (
+        (JobRun.status == "queued") & (JobRun.heartbeat_at < lapsed_before)
     )
 
 
@@ -246,47 +262,61 @@ class JobRunner:
 
     async def recover(self) -> dict[str, int]:
         """Runs whose process stopped: those interrupted at shutdown, and running ones whose
-        lease has lapsed. A slot that is still its job's latest is run again, up to
-        MAX_ATTEMPTS in all, here and one after another; the others (a newer slot has
-        come since, or the attempts are used up) are marked `abandoned`."""
+        lease has lapsed; and manual runs queued for a worker that none started within a
+        lease (their message was lost). A scheduled slot that is still its job's latest,
+        and any manual run, is run again, up to MAX_ATTEMPTS in all, here and one after
+        another; the others (a newer slot has come since, or the attempts are used up) are
+        marked `abandoned`."""
         stale_before = self.clock() - timedelta(seconds=self.lease_seconds)
 
-        async def stopped(session: Any) -> list[Any]:
+        async def lost(session: Any) -> list[Any]:
+            query = select(
+                JobRun.id,
+                JobRun.job_name,
+                JobRun.scheduled_for,
+                JobRun.attempt,
+                JobRun.trigger,
+                JobRun.status,
+            )
             return list(
-                (
-                    await session.execute(
-                        select(JobRun.id, JobRun.job_name, JobRun.scheduled_for, JobRun.attempt)
-                        .where(_stopped(stale_before))
-                        .order_by(JobRun.id)
-                    )
-                ).all()
+                (await session.execute(query.where(_lost(stale_before)).order_by(JobRun.id))).all()
             )
 
-        retried = abandoned = 0
-        for row in await self.runtime.db.run(stopped):
-            # The clock is read anew for every row: a retry before it may have taken long.
-            now = self.clock()
-            stale_before = now - timedelta(seconds=self.lease_seconds)
-            spec = REGISTRY.get(row.job_name)
-            latest = spec is not None and spec.last_slot(now, self.tz) == row.scheduled_for
-            if latest and row.attempt < MAX_ATTEMPTS:
-                ran = await self.run(row.job_name, scheduled_for=row.scheduled_for, trigger="retry")
-                retried += ran is not None
-            elif await self.runtime.db.run(
-                partial(self._abandon, run_id=row.id, attempt=row.attempt, before=stale_before)
-            ):
-                abandoned += 1
-                metrics.JOB_RUNS.labels(job=row.job_name, status="abandoned").inc()
-                log.warning("job.abandoned", job=row.job_name, run_id=row.id, attempt=row.attempt)
-        return {"retried": retried, "abandoned": abandoned}
+        done = [await self._recover_one(row) for row in await self.runtime.db.run(lost)]
+        return {"retried": done.count("retried"), "abandoned": done.count("abandoned")}
+
+    async def _recover_one(self, row: Any) -> str:
+        """Run `row` again, or mark it abandoned; says which was done ("retried",
+        "abandoned", or "left" when another runner got to it first)."""
+        # The clock is read anew for every row: a retry before it may have taken long.
+        now = self.clock()
+        stale_before = now - timedelta(seconds=self.lease_seconds)
+        spec = REGISTRY.get(row.job_name)
+        manual = row.trigger == "manual"
+        wanted = spec is not None and (manual or spec.last_slot(now, self.tz) == row.scheduled_for)
+        if wanted and row.status == "queued":
+            ran = await self.run_queued(row.id)
+        elif wanted and row.attempt < MAX_ATTEMPTS:
+            # A manual run stays `manual` through its attempts (`attempt` counts them).
+            trigger = "manual" if manual else "retry"
+            ran = await self.run(row.job_name, scheduled_for=row.scheduled_for, trigger=trigger)
+        elif await self.runtime.db.run(
+            partial(self._abandon, run_id=row.id, attempt=row.attempt, before=stale_before)
+        ):
+            metrics.JOB_RUNS.labels(job=row.job_name, status="abandoned").inc()
+            log.warning("job.abandoned", job=row.job_name, run_id=row.id, attempt=row.attempt)
+            return "abandoned"
+        else:
+            return "left"
+        return "retried" if ran is not None else "left"
 
     @staticmethod
     async def _abandon(session: Any, *, run_id: int, attempt: int, before: datetime) -> int:
-        """A stopped run that will not be run again. A lapsed one's last renewal becomes its
+        """A lost run that will not be run again. A lapsed one's last renewal becomes its
         end; an interrupted one keeps its end and its error."""
         result = await session.execute(
             update(JobRun)
-            .where(JobRun.id == run_id, JobRun.attempt == attempt, _stopped(before))
+            .where(JobRun.id == run_id, JobRun.attempt == attempt, _lost(before))
             .values(
                 status="abandoned",
                 finished_at=func.coalesce(JobRun.finished_at, JobRun.heartbeat_at),
@@ -305,14 +335,67 @@ class JobRunner:
         """Claim the slot and run the job; returns the run id, or None if the slot was taken.
         A failing job is recorded as failed, not raised to the scheduler; a cancelled one is
         recorded as interrupted, and the cancellation goes on."""
-        spec = REGISTRY.get(name)
-        if spec is None:
-            raise NotFound(f"no job named {name!r}", code="job_not_found")
-        slot = scheduled_for or self.clock()
-        lease = await self.claim(name, slot, trigger)
+        spec = _spec(name)
+        lease = await self.claim(name, scheduled_for or self.clock(), trigger)
         if lease is None:
             return None
-        run_id = lease.run_id
+        await self._execute(spec, lease)
+        return lease.run_id
+
+    async def queue(self, name: str) -> int | None:
+        """Record a manual run of `name` as `queued`, for a worker to start (`run_queued`);
+        None if this very instant's slot is taken. Until a worker starts it, its
+        `started_at` and `heartbeat_at` say when it was queued: one that no worker started
+        within a lease is started by `recover()` instead."""
+        _spec(name)
+
+        async def insert(session: Any) -> int:
+            now = self.clock()
+            run = JobRun(
+                job_name=name,
+                scheduled_for=now,
+                trigger="manual",
+                status="queued",
+                started_at=now,
+                heartbeat_at=now,
+                attempt=1,
+            )
+            session.add(run)
+            await session.flush()
+            return run.id
+
+        try:
+            return await self.runtime.db.run(insert)
+        except IntegrityError:
+            return None
+
+    async def run_queued(self, run_id: int) -> int | None:
+        """Start the queued manual run `run_id` and run it; None if it is not queued any
+        more (another worker, or recovery, started it)."""
+
+        async def start(session: Any) -> Any:
+            now = self.clock()
+            started = await session.execute(
+                update(JobRun)
+                .where(JobRun.id == run_id, JobRun.status == "queued")
+                .values(status="running", started_at=now, heartbeat_at=now)
+            )
+            if started.rowcount != 1:
+                return None
+            query = select(JobRun.job_name, JobRun.attempt).where(JobRun.id == run_id)
+            return (await session.execute(query)).one()
+
+        row = await self.runtime.db.run(start)
+        if row is None:
+            log.info("job.run_not_queued", run_id=run_id)
+            return None
+        await self._execute(_spec(row.job_name), Lease(run_id, row.attempt))
+        return run_id
+
+    async def _execute(self, spec: JobSpec, lease: Lease) -> None:
+        """Run the job of a claimed lease, renewing the lease meanwhile, and record how the
+        run ended."""
+        name, run_id = spec.name, lease.run_id
         current = asyncio.current_task()
         if current is not None:
             self._active.add(current)
@@ -338,12 +421,32 @@ class JobRunner:
             keeper.cancel()
             await _to_the_end(asyncio.wait([keeper]))
         duration = int((time.perf_counter() - started) * 1000)
+        if status != "lease_lost":
+            status = await self._finish(name, lease, status, duration, error, counts)
+        metrics.JOB_RUNS.labels(job=name, status=status).inc()
+        # Interval jobs succeed every few seconds; their runs are in job_runs, not the log.
+        quiet = spec.every_seconds is not None and status == "succeeded"
+        (log.debug if quiet else log.info)(
+            "job.finished", job=name, run_id=run_id, status=status, duration_ms=duration
+        )
+
+    async def _finish(
+        self,
+        name: str,
+        lease: Lease,
+        status: str,
+        duration: int,
+        error: str | None,
+        counts: dict[str, Any] | None,
+    ) -> str:
+        """Record the end of a run; "lease_lost" if another runner took its slot over after
+        this attempt ended (its attempt stands)."""
 
         async def finish(session: Any) -> int:
             now = self.clock()
             result = await session.execute(
                 update(JobRun)
-                .where(JobRun.id == run_id, JobRun.attempt == lease.attempt)
+                .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
                 .values(
                     status=status,
                     finished_at=now,
@@ -357,22 +460,31 @@ class JobRunner:
 
         # A job that ran to its end is recorded even if its task is being stopped now
         # (otherwise its lapsed lease would have it run again).
-        if status != "lease_lost" and not await _to_the_end(self.runtime.db.run(finish)):
-            # Another runner took the slot over after this attempt ended: its attempt stands.
-            log.error("job.lease_lost", job=name, run_id=run_id, attempt=lease.attempt)
-            status = "lease_lost"
-        metrics.JOB_RUNS.labels(job=name, status=status).inc()
-        # Interval jobs succeed every few seconds; their runs are in job_runs, not the log.
-        quiet = spec.every_seconds is not None and status == "succeeded"
-        (log.debug if quiet else log.info)(
-            "job.finished", job=name, run_id=run_id, status=status, duration_ms=duration
-        )
-        return run_id
+        if await _to_the_end(self.runtime.db.run(finish)):
+            return status
+        log.error("job.lease_lost", job=name, run_id=lease.run_id, attempt=lease.attempt)
+        return "lease_lost"
 
     async def run_scheduled(self, name: str) -> int | None:
         """Run the slot that is due now; a slot another runner claimed is skipped."""
         slot = REGISTRY[name].last_slot(self.clock() + timedelta(seconds=1), self.tz)
         return await self.run(name, scheduled_for=slot, trigger="schedule")
+
+    async def run_slot(self, name: str, scheduled_for: datetime, trigger: str) -> int | None:
+        """Run the slot a scheduler fired for (Celery beat sends it with the task), unless a
+        newer slot of the job has come since: a message that waited in the queue past its
+        job's next slot is coalesced into that one, as the embedded scheduler coalesces."""
+        latest = _spec(name).last_slot(self.clock(), self.tz)
+        if scheduled_for < latest:
+            metrics.JOB_RUNS.labels(job=name, status="slot_passed").inc()
+            log.info(
+                "job.slot_passed",
+                job=name,
+                scheduled_for=scheduled_for.isoformat(),
+                latest=latest.isoformat(),
+            )
+            return None
+        return await self.run(name, scheduled_for=scheduled_for, trigger=trigger)
 
     async def catch_up(self) -> None:
         """Run, once, each job whose latest slot was missed within the grace window."""
@@ -392,7 +504,11 @@ class JobRunner:
             if spec.cron:
                 trigger = CronTrigger.from_crontab(spec.cron, timezone=zone(self.tz))
             else:
-                trigger = IntervalTrigger(seconds=spec.every_seconds or 60)
+                # From the epoch, as `JobSpec.last_slot` counts: runs fall on the slots that
+                # `GET /api/jobs` shows as next_run_at, not on multiples from the start.
+                trigger = IntervalTrigger(
+                    seconds=spec.every_seconds or 60, start_date=EPOCH, timezone=UTC
+                )
             scheduler.add_job(
                 self.run_scheduled,
                 trigger,
