@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -236,81 +237,76 @@ class Acked:
     leads: list[str] = field(default_factory=list)
     unanswered: int = 0
     refused: dict[int, int] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: the load ends
+
+
+# One request of a load: (client, client number, sequence) → (the event's id, the answer).
+Attempt = Callable[[httpx.AsyncClient, int, int], Awaitable[tuple[str, httpx.Response]]]
+
+
+async def _keep_sending(
+    client: httpx.AsyncClient, n: int, attempt: Attempt, ok: int, into: list[str], acked: Acked
+) -> None:
+    """Client n sends `attempt` after `attempt` (a new id each) until the load stops;
+    the ids answered `ok` go `into` the acknowledged list."""
+    sequence = 0
+    while not acked.stop.is_set():
+        sequence += 1
+        try:
+            event_id, response = await attempt(client, n, sequence)
+        except httpx.TransportError:
+            acked.unanswered += 1
+            await asyncio.sleep(0.05)
+            continue
+        if response.status_code == ok:
+            into.append(event_id)
+        else:
+            acked.refused[response.status_code] = acked.refused.get(response.status_code, 0) + 1
 
 
 async def click_load(
     base_url: str,
     campaign_id: int,
     acked: Acked,
-    stop: asyncio.Event,
     *,
     clients: int = 6,
     answer_within: float = 10.0,
     prefix: str = "u",
 ) -> None:
     """`clients` keep-alive clients click, each with a new user id every time (so no click
-    is a double click), until `stop` is set."""
+    is a double click), until `acked.stop` is set."""
+
+    async def click(client: httpx.AsyncClient, n: int, sequence: int) -> tuple[str, Any]:
+        uid = f"{prefix}{n}x{sequence}"
+        params = {"cid": campaign_id, "uid": uid, "type": "button_url"}
+        params["to"] = "https://shop.example.com/"
+        return uid, await client.get("/__track", params=params)
 
     async def one_client(n: int) -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=answer_within) as client:
-            sequence = 0
-            while not stop.is_set():
-                sequence += 1
-                uid = f"{prefix}{n}x{sequence}"
-                params = {"cid": campaign_id, "uid": uid, "type": "button_url"}
-                params["to"] = "https://shop.example.com/"
-                try:
-                    response = await client.get("/__track", params=params)
-                except httpx.TransportError:
-                    acked.unanswered += 1
-                    await asyncio.sleep(0.05)
-                    continue
-                if response.status_code == 302:
-                    acked.clicks.append(uid)
-                else:
-                    acked.refused[response.status_code] = (
-                        acked.refused.get(response.status_code, 0) + 1
-                    )
+            await _keep_sending(client, n, click, 302, acked.clicks, acked)
 
     await asyncio.gather(*(one_client(n) for n in range(clients)))
 
 
 async def lead_load(
-    base_url: str,
-    code: str,
-    account: str,
-    acked: Acked,
-    stop: asyncio.Event,
-    *,
-    clients: int = 4,
-    prefix: str = "e",
+    base_url: str, code: str, account: str, acked: Acked, *, clients: int = 4, prefix: str = "e"
 ) -> None:
-    """`clients` desktop clients report leads with unique event ids until `stop`."""
+    """`clients` desktop clients report leads with unique event ids until `acked.stop`."""
+
+    async def report(client: httpx.AsyncClient, n: int, sequence: int) -> tuple[str, Any]:
+        event_id = f"{prefix}{n}x{sequence}"
+        body = {
+            "account_line_id": account,
+            "incoming_line_id": f"C{n}x{sequence % 500}",
+            "event_id": event_id,
+        }
+        return event_id, await client.post("/api/client/incoming", json=body)
 
     async def one_client(n: int) -> None:
         headers = {"X-Activation-Code": code}
         async with httpx.AsyncClient(base_url=base_url, timeout=10, headers=headers) as client:
-            sequence = 0
-            while not stop.is_set():
-                sequence += 1
-                event_id = f"{prefix}{n}x{sequence}"
-                body = {
-                    "account_line_id": account,
-                    "incoming_line_id": f"C{n}x{sequence % 500}",
-                    "event_id": event_id,
-                }
-                try:
-                    response = await client.post("/api/client/incoming", json=body)
-                except httpx.TransportError:
-                    acked.unanswered += 1
-                    await asyncio.sleep(0.05)
-                    continue
-                if response.status_code == 200:
-                    acked.leads.append(event_id)
-                else:
-                    acked.refused[response.status_code] = (
-                        acked.refused.get(response.status_code, 0) + 1
-                    )
+            await _keep_sending(client, n, report, 200, acked.leads, acked)
 
     await asyncio.gather(*(one_client(n) for n in range(clients)))
 

@@ -178,15 +178,14 @@ async def test_two_servers_a_beat_and_two_workers_share_the_work_exactly(
         acked = Acked()
         for server in servers:
             await _known_campaign(server, campaign_id, acked)
-        stop = asyncio.Event()
         loads = [
             asyncio.create_task(
-                click_load(s.base_url, campaign_id, acked, stop, clients=3, prefix=f"{n}-")
+                click_load(s.base_url, campaign_id, acked, clients=3, prefix=f"{n}-")
             )
             for n, s in enumerate(servers)
         ]
         await asyncio.sleep(3.0)
-        stop.set()
+        acked.stop.set()
         await asyncio.gather(*loads)
         assert acked.refused == {}, acked.refused
         for server in servers:  # each host answered clicks from its own spool

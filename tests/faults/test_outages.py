@@ -119,14 +119,6 @@ async def _all_counted_once(
     assert len(logs) - len(expected) <= acked.unanswered
 
 
-async def _load_for(seconds: float, *loads: Any) -> None:
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(load(stop)) for load in loads]
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.gather(*tasks)
-
-
 async def test_clicks_while_the_database_stops_and_starts_are_counted_once(
     cluster: PrivateCluster, tmp_path: Path
 ) -> None:
@@ -135,8 +127,7 @@ async def test_clicks_while_the_database_stops_and_starts_are_counted_once(
     try:
         campaign_id = await _campaign(serve.base_url)
         acked = Acked(clicks=["warm"])  # the campaign's first click
-        stop = asyncio.Event()
-        load = asyncio.create_task(click_load(serve.base_url, campaign_id, acked, stop))
+        load = asyncio.create_task(click_load(serve.base_url, campaign_id, acked))
         await asyncio.sleep(1.0)
         await asyncio.to_thread(cluster.stop)
         during = len(acked.clicks)
@@ -144,7 +135,7 @@ async def test_clicks_while_the_database_stops_and_starts_are_counted_once(
         assert len(acked.clicks) > during, "no click was answered while the database was down"
         await asyncio.to_thread(cluster.start)
         await asyncio.sleep(1.0)
-        stop.set()
+        acked.stop.set()
         await load
         assert acked.refused == {}, acked.refused
         await _all_counted_once(cluster, campaign_id, acked)
@@ -161,15 +152,14 @@ async def test_a_server_killed_under_load_loses_no_acknowledged_click_or_lead(
     campaign_id = await _campaign(serve.base_url)
     code, account = await _group(serve.base_url)
     acked = Acked(clicks=["warm"])  # the campaign's first click
-    stop = asyncio.Event()
     loads = [
-        asyncio.create_task(click_load(serve.base_url, campaign_id, acked, stop)),
-        asyncio.create_task(lead_load(serve.base_url, code, account, acked, stop)),
+        asyncio.create_task(click_load(serve.base_url, campaign_id, acked)),
+        asyncio.create_task(lead_load(serve.base_url, code, account, acked)),
     ]
     await asyncio.sleep(1.5)
     serve.kill()
     await asyncio.sleep(0.3)
-    stop.set()
+    acked.stop.set()
     await asyncio.gather(*loads)
     assert acked.clicks and acked.leads, "the load was answered before the kill"
 
@@ -204,12 +194,11 @@ async def test_redirects_stay_within_the_commit_timeout_while_the_database_is_sl
             proxy.delay = 3.0
             await asyncio.sleep(1.5)  # the cached settings expire: the next click refreshes
 
-            async def clicks(stop: asyncio.Event) -> None:
-                await click_load(
-                    serve.base_url, campaign_id, acked, stop, clients=4, answer_within=2.5
-                )
-
-            await _load_for(4.0, clicks)
+            load = click_load(serve.base_url, campaign_id, acked, clients=4, answer_within=2.5)
+            clicking = asyncio.create_task(load)
+            await asyncio.sleep(4.0)
+            acked.stop.set()
+            await clicking
             proxy.delay = 0.0
             assert acked.unanswered == 0, f"{acked.unanswered} redirects took over 2.5 s"
             assert acked.refused == {}, acked.refused
