@@ -10,6 +10,7 @@ import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 
+from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tests.conftest import Harness, TestDatabase
 from tests.factories import HOST
 
@@ -112,3 +113,13 @@ class TcpProxy:
         finally:
             sink.transport.abort()
             self._writers.discard(sink)
+
+
+async def replay_spool(h: Harness) -> dict[str, int]:
+    """Run `clicks.replay_spool` now, as `tallyhub jobs run` does; its counts."""
+    run_id = await JobRunner(h.runtime).run("clicks.replay_spool")
+    async with h.runtime.db.transaction(readonly=True) as session:
+        run = await session.get(JobRun, run_id)
+    assert run is not None and run.status == "succeeded", run and run.error
+    assert run.counts is not None
+    return run.counts

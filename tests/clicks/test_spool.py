@@ -22,8 +22,8 @@ from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickEvent
 from tallyhub.core.auth import Role
 from tallyhub.core.jobs.runner import JobRun, JobRunner
-from tests.clicks.helpers import TcpProxy, campaign, click, metric, summary_of, users
-from tests.conftest import Harness, TestDatabase
+from tests.clicks.helpers import TcpProxy, campaign, click, metric, replay_spool, summary_of, users
+from tests.conftest import TestDatabase
 from tests.factories import make_campaign, make_user
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
@@ -169,7 +169,7 @@ async def test_replay_is_idempotent_and_keeps_what_it_cannot_apply(
         torn = spool.directory / "clicks-1-1.ready"
         torn.write_bytes(json.dumps(event("e4").to_record()).encode() + b'\n{"event_id": "e5", "ci')
 
-        result = await _replay(h)
+        result = await replay_spool(h)
         assert result == {
             "segments": 2,
             "events": 7,
@@ -186,14 +186,5 @@ async def test_replay_is_idempotent_and_keeps_what_it_cannot_apply(
         assert len(lines) == 2 and b"lost" in b"".join(lines)
 
         await spool.append(event("e2"))  # spooled twice, e.g. after a commit timeout
-        assert (await _replay(h))["already_recorded"] == 1
+        assert (await replay_spool(h))["already_recorded"] == 1
         assert (await campaign(h, admin, c["id"]))["clicked_count"] == 4
-
-
-async def _replay(h: Harness) -> dict[str, int]:
-    run_id = await JobRunner(h.runtime).run("clicks.replay_spool")
-    async with h.runtime.db.transaction(readonly=True) as session:
-        run = await session.get(JobRun, run_id)
-    assert run is not None and run.status == "succeeded", run and run.error
-    assert run.counts is not None
-    return run.counts

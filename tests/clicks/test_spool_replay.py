@@ -16,8 +16,8 @@ from tallyhub.clicks import wiring
 from tallyhub.clicks.service import ClickEvent, ClickSpool, SpoolTarget, snapshot_path
 from tallyhub.core.auth import Role
 from tallyhub.core.instance import database_id, masked_url
-from tallyhub.core.jobs.runner import JobRun, JobRunner
-from tests.clicks.helpers import campaign, click, proxied
+from tallyhub.core.jobs.runner import JobRun
+from tests.clicks.helpers import campaign, click, proxied, replay_spool
 from tests.conftest import Harness, TestDatabase
 from tests.factories import make_campaign, make_user
 
@@ -35,15 +35,6 @@ async def _spool_for(directory: Path, target: SpoolTarget, *events: ClickEvent) 
     for event in events:
         await other.append(event)
     await other.rotate()
-
-
-async def _replay(h: Harness) -> dict[str, int]:
-    run_id = await JobRunner(h.runtime).run("clicks.replay_spool")
-    async with h.runtime.db.transaction(readonly=True) as session:
-        run = await session.get(JobRun, run_id)
-    assert run is not None and run.status == "succeeded", run and run.error
-    assert run.counts is not None
-    return run.counts
 
 
 @sqlite_only
@@ -65,7 +56,7 @@ async def test_a_segment_taken_for_another_database_is_never_applied_here(
         await _spool_for(spool.directory, SpoolTarget(this_one, here), _event("ok1", c["id"]))
         await _spool_for(spool.directory, SpoolTarget(None, here), _event("ok2", c["id"]))
 
-        counts = await _replay(h)
+        counts = await replay_spool(h)
         assert counts == {
             "segments": 4,
             "events": 4,

@@ -397,6 +397,19 @@ async def test_recovery_reruns_latest_slots_and_abandons_the_rest(
     assert kept.error.startswith("interrupted")
 
 
+def _child_environment(test_db: TestDatabase, tmp_path: Path, lease: float) -> dict[str, str]:
+    """A child process's settings: this test's database, its own var/, a short lease."""
+    return {
+        **os.environ,
+        "TALLYHUB_ENV": "test",
+        "TALLYHUB_DATABASE_URL": test_db.url,
+        "TALLYHUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+        "TALLYHUB_SCHEDULER": "off",
+        "TALLYHUB_VAR_DIR": str(tmp_path / "child"),
+        "TALLYHUB_JOB_LEASE_SECONDS": str(lease),
+    }
+
+
 KILLED_CHILD = f"""
 import asyncio
 from tallyhub.core.jobs.registry import REGISTRY, job
@@ -423,15 +436,7 @@ async def test_a_job_whose_process_is_killed_runs_again_once_its_lease_lapses(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lease = 0.3  # the child renews every 0.1 s; the test's runner lapses it by its clock
-    env = {
-        **os.environ,
-        "TALLYHUB_ENV": "test",
-        "TALLYHUB_DATABASE_URL": test_db.url,
-        "TALLYHUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-        "TALLYHUB_SCHEDULER": "off",
-        "TALLYHUB_VAR_DIR": str(tmp_path / "child"),
-        "TALLYHUB_JOB_LEASE_SECONDS": str(lease),
-    }
+    env = _child_environment(test_db, tmp_path, lease)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", KILLED_CHILD, env=env, stdout=subprocess.PIPE
     )
@@ -758,15 +763,7 @@ async def test_a_run_by_hand_whose_process_is_killed_runs_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lease = 0.3
-    env = {
-        **os.environ,
-        "TALLYHUB_ENV": "test",
-        "TALLYHUB_DATABASE_URL": test_db.url,
-        "TALLYHUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
-        "TALLYHUB_SCHEDULER": "off",
-        "TALLYHUB_VAR_DIR": str(tmp_path / "child"),
-        "TALLYHUB_JOB_LEASE_SECONDS": str(lease),
-    }
+    env = _child_environment(test_db, tmp_path, lease)
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", MANUAL_CHILD, env=env, stdout=subprocess.PIPE
     )
