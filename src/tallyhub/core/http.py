@@ -206,7 +206,7 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             try:
                 return int(value)
-            except ValueError:
+            except ValueError:  # not a length: the body is counted as it is read instead
                 return None
     return None
 

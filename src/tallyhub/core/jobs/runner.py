@@ -367,6 +367,9 @@ class JobRunner:
         try:
             return await self.runtime.db.run(insert)
         except IntegrityError:
+            # The unique (job, slot) row says another run took this instant: the caller
+            # answers 409 and the client retries, so it is logged, not raised.
+            log.info("job.manual_slot_taken", job=name)
             return None
 
     async def run_queued(self, run_id: int) -> int | None:
