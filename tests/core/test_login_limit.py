@@ -1,4 +1,4 @@
-"""The failed-login limit (core/auth.FailureLimiter.attempt): attempts are counted before
+"""The failed-login limit (core/limiter.FailureLimiter.attempt): attempts are counted before
 they are judged, so a burst sent side by side gets no more guesses than one sent in turn;
 in-process and shared through Redis."""
 
@@ -12,8 +12,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tallyhub.core.auth import FailureLimiter, Role
+from tallyhub.core.auth import Role
 from tallyhub.core.errors import TooManyRequests, Unauthorized
+from tallyhub.core.limiter import FailureLimiter
 from tests.conftest import TestDatabase
 from tests.factories import add_user
 

@@ -1,14 +1,17 @@
 """The dashboard's session cookie (POST/DELETE /api/auth/session): HttpOnly and
-SameSite=Strict, and good for reading only, so that no change can be forged with it."""
+SameSite=Strict. It reads alone; a change made with it needs this origin and the page's
+X-CSRF-Token, so that no change can be forged with it from another site."""
 
 from __future__ import annotations
 
-from tallyhub.core.auth import Role
+from tallyhub.core.auth import Role, csrf_token
 from tests.conftest import Harness
 from tests.factories import PASSWORD, make_user
 
 
-async def test_a_session_cookie_reads_but_never_writes(harness: Harness) -> None:
+async def test_a_session_cookie_reads_and_changes_only_with_its_pages_token(
+    harness: Harness,
+) -> None:
     bearer = await make_user(harness, "admin", Role.admin)
     harness.client.cookies.clear()
     opened = await harness.client.post(
@@ -26,10 +29,32 @@ async def test_a_session_cookie_reads_but_never_writes(harness: Harness) -> None
     assert me.status_code == 200 and me.json()["username"] == "admin"
     assert (await harness.client.get("/api/jobs")).status_code == 200
 
-    # A change needs the bearer token: a cookie alone would let another site forge it.
+    # A cookie alone would let another site forge a change: refused, and nothing made.
     made = await harness.client.post("/api/leads/groups", json={"remark": "forged?"})
     assert made.status_code == 401, made.text
-    assert "session cookie serves reads only" in made.json()["error"]["message"]
+    assert made.json()["error"]["code"] == "origin"
+    elsewhere = {"Origin": "https://evil.example"}
+    made = await harness.client.post("/api/leads/groups", json={"remark": "x"}, headers=elsewhere)
+    assert made.status_code == 401 and made.json()["error"]["code"] == "origin"
+    here = {"Origin": "http://test"}
+    made = await harness.client.post("/api/leads/groups", json={"remark": "x"}, headers=here)
+    assert made.status_code == 401 and made.json()["error"]["code"] == "csrf"
+    assert "X-CSRF-Token" in made.json()["error"]["message"]
+    secret = harness.app.state.runtime.secret_key
+    other = csrf_token(secret, "another session")
+    made = await harness.client.post(
+        "/api/leads/groups", json={"remark": "x"}, headers={**here, "X-CSRF-Token": other}
+    )
+    assert made.status_code == 401 and made.json()["error"]["code"] == "csrf"
+    groups = await harness.client.get("/api/leads/groups")
+    assert groups.json()["total"] == 0
+
+    # The page's token, sent from this origin: the change is made.
+    token = csrf_token(secret, harness.client.cookies["tallyhub_session"])
+    made = await harness.client.post(
+        "/api/leads/groups", json={"remark": "page"}, headers={**here, "X-CSRF-Token": token}
+    )
+    assert made.status_code == 201, made.text
     made = await harness.client.post("/api/leads/groups", json={"remark": "real"}, headers=bearer)
     assert made.status_code == 201, made.text
 
@@ -111,3 +136,11 @@ async def test_the_session_cookie_is_secure_in_production_unless_told_otherwise(
         assert opened.status_code == 200, opened.text
         attributes = {a.strip().lower() for a in opened.headers["set-cookie"].split(";")}
         assert ("secure" in attributes) is secure, (env, configured)
+
+
+async def test_with_no_credentials_the_answer_says_how_to_sign_in(harness: Harness) -> None:
+    harness.client.cookies.clear()
+    refused = await harness.client.get("/api/leads/groups")
+    assert refused.status_code == 401
+    message = refused.json()["error"]["message"]
+    assert "Bearer" in message and "cookie" not in message

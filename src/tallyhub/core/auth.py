@@ -5,9 +5,12 @@ Roles: admin (everything), operator (reads and changes only what they own), view
 
 API clients send `Authorization: Bearer <token>`. The dashboard signs in for a session
 cookie instead (`POST /api/auth/session`): HttpOnly, so a script injected into the page
-cannot read it, and SameSite=Strict. The cookie is accepted for reading only (GET, HEAD,
-and the WebSocket from a page of this same origin): no request that changes anything can
-be forged with it from another site.
+cannot read it, and SameSite=Strict. The cookie alone serves reads (GET, HEAD, and the
+WebSocket from a page of this same origin). A change made with it must also come from a
+page of this origin (its `Origin` header) and carry that page's `X-CSRF-Token`: a value
+derived from the cookie with the server's key, which the server writes into the pages it
+renders. Another site can neither read it nor make a browser send it, so no change can be
+forged with the cookie.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import hashlib
+import hmac
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import jwt
@@ -31,16 +35,15 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, Form, Request, Response, WebSocket
 from pydantic import BaseModel, ConfigDict
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy import Boolean, ColumnElement, Enum, String, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tallyhub.core import metrics
 from tallyhub.core.columns import Base, UTCDateTime, utcnow
-from tallyhub.core.errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
+from tallyhub.core.errors import BadRequest, Conflict, Forbidden, Unauthorized
 from tallyhub.core.http import Session, TransactionalRoute
+from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.validation import InvalidField, Text
 
 if TYPE_CHECKING:
@@ -193,19 +196,44 @@ SESSION_COOKIE = "tallyhub_session"
 _READS = frozenset({"GET", "HEAD"})
 
 
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def csrf_token(secret: str, session_token: str) -> str:
+    """The token a page signed in with `session_token` sends with each change it makes."""
+    return hmac.new(secret.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def _cookie_may_change(request: Request, secret: str, cookie: str) -> None:
+    if not _same_origin(request.headers, required=True):
+        raise Unauthorized(
+            "a change made with the session cookie must come from a page of this server",
+            code="origin",
+        )
+    given = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(given.encode(), csrf_token(secret, cookie).encode()):
+        raise Unauthorized(
+            f"a change made with the session cookie needs the {CSRF_HEADER} header of a "
+            "TallyHub page; scripts send Authorization: Bearer <token> instead",
+            code="csrf",
+        )
+
+
 async def _current(request: Request, session: Session) -> Principal:
     secret = request.app.state.runtime.secret_key
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
         return await principal_from_token(session, secret, token)
-    cookie = request.cookies.get(SESSION_COOKIE, "") if request.method in _READS else ""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
     if not cookie:
         raise Unauthorized(
-            "missing bearer token (the session cookie serves reads only)",
+            "not signed in: send Authorization: Bearer <token> (POST /api/auth/token)",
             code="not_authenticated",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if request.method not in _READS:
+        _cookie_may_change(request, secret, cookie)
     return await principal_from_token(session, secret, cookie, use="session")
 
 
@@ -266,110 +294,6 @@ async def _admin(principal: Annotated[Principal, Depends(_current)]) -> Principa
 CurrentUser = Annotated[Principal, Depends(_current)]
 WriterUser = Annotated[Principal, Depends(_writer)]
 AdminUser = Annotated[Principal, Depends(_admin)]
-
-
-# ---------------------------------------------------------------- failed-attempt limiter
-
-
-# Decrement a count that is still there and above zero; leave anything else alone.
-_TAKE_BACK = """
-local count = tonumber(redis.call('GET', KEYS[1]))
-if count and count > 0 then return redis.call('DECR', KEYS[1]) end
-return 0
-"""
-
-
-class FailureLimiter:
-    """Refuses an address after `limit` failures within `window` seconds.
-
-    In-process by default; with Redis the count is shared by every process."""
-
-    def __init__(self, name: str, limit: int, window: int, redis: Redis | None = None) -> None:
-        self.name, self.limit, self.window, self.redis = name, limit, window, redis
-        self._local: dict[str, deque[float]] = {}
-
-    async def check(self, address: str) -> None:
-        if await self._count(address) >= self.limit:
-            self._refuse()
-
-    async def failed(self, address: str) -> None:
-        metrics.AUTH_FAILURES.labels(kind=self.name).inc()
-        await self._add(address)
-
-    @asynccontextmanager
-    async def attempt(self, address: str) -> AsyncIterator[None]:
-        """Count an attempt before it is judged, so that attempts sent side by side cannot
-        all pass the check before any of them has failed: at most `limit` are judged in a
-        window. An attempt that is refused (Unauthorized) stays counted; one that succeeds,
-        or ends in any other error, is taken back."""
-        stamp = time.monotonic()
-        if await self._add(address, stamp) > self.limit:
-            await self._take_back(address, stamp)
-            self._refuse()
-        try:
-            yield
-        except Unauthorized:
-            metrics.AUTH_FAILURES.labels(kind=self.name).inc()
-            raise
-        except BaseException:
-            await self._take_back(address, stamp)
-            raise
-        await self._take_back(address, stamp)
-
-    def _refuse(self) -> NoReturn:
-        metrics.AUTH_FAILURES.labels(kind=f"{self.name}_throttled").inc()
-        raise TooManyRequests(
-            f"too many failed attempts from this address; retry in {self.window} s",
-            headers={"Retry-After": str(self.window)},
-        )
-
-    def _key(self, address: str) -> str:
-        return f"tallyhub:fail:{self.name}:{address}"
-
-    async def _add(self, address: str, stamp: float | None = None) -> int:
-        """Count one more attempt; the count in the window, this one included."""
-        if self.redis is not None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(self._key(address))
-                pipe.expire(self._key(address), self.window, nx=True)
-                count, _ = await pipe.execute()
-            return int(count)
-        now = time.monotonic() if stamp is None else stamp
-        hits = self._local.setdefault(address, deque())
-        hits.append(now)
-        self._trim(hits, now)
-        return len(hits)
-
-    async def _take_back(self, address: str, stamp: float) -> None:
-        """Uncount the attempt made at `stamp`, if its window still holds it. Never below
-        zero, and the key keeps its expiry: a DECR after the window ended would leave a
-        negative count (extra guesses in the next window) that never expires."""
-        if self.redis is not None:
-            try:
-                await self.redis.eval(_TAKE_BACK, 1, self._key(address))
-            except RedisError:  # the attempt stays counted: the safe side
-                log.warning("limiter.take_back_failed", limiter=self.name, exc_info=True)
-            return
-        hits = self._local.get(address)
-        if hits is not None:
-            with suppress(ValueError):  # already out of the window
-                hits.remove(stamp)
-            if not hits:
-                del self._local[address]
-
-    async def _count(self, address: str) -> int:
-        if self.redis is not None:
-            value = await self.redis.get(f"tallyhub:fail:{self.name}:{address}")
-            return int(value or 0)
-        hits = self._local.get(address)
-        if not hits:
-            return 0
-        self._trim(hits, time.monotonic())
-        return len(hits)
-
-    def _trim(self, hits: deque[float], now: float) -> None:
-        while hits and now - hits[0] > self.window:
-            hits.popleft()
 
 
 # ---------------------------------------------------------------- API
@@ -441,7 +365,7 @@ async def login(
     )
 
 
-@router.post("/session", summary="Sign the dashboard in: a session cookie, for reading")
+@router.post("/session", summary="Sign the dashboard in: a session cookie")
 async def open_session(
     request: Request,
     response: Response,

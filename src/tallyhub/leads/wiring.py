@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.auth import FailureLimiter
+from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.batching import BatchWriter
 from tallyhub.core.runtime import Runtime
 from tallyhub.leads import schemas, service

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.auth import FailureLimiter
+from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.cache import TTLCache
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
