@@ -24,7 +24,7 @@ from tallyhub.core.openapi import Answers, dependency_of, document_errors
 from tallyhub.core.runtime import Extension, Runtime
 from tallyhub.domains import DOMAINS, register_jobs
 from tallyhub.settings import get_settings
-from tallyhub.web import pages
+from tallyhub.web import assets, routes
 
 
 @asynccontextmanager
@@ -103,6 +103,8 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
         version=__version__,
         description="Exact, instantly readable statistics for growth-operations teams.",
         lifespan=lifespan,
+        docs_url=None,  # served by web.assets from local files: no CDN
+        redoc_url=None,
         body_limits=BodyLimits(settings.http.max_body_bytes, settings.http.max_body_bytes_by_path),
     )
     app.state.runtime = runtime
@@ -110,7 +112,8 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
     app.include_router(auth.router)
     app.include_router(jobs_api.router)
     _mount_domains(app, settings)
-    app.include_router(pages.router)
+    app.include_router(routes.router)
+    assets.install(app)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> dict[str, str]:

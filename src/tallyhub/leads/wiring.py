@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.batching import BatchWriter
+from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.runtime import Runtime
 from tallyhub.leads import schemas, service
 from tallyhub.leads.config import leads_settings

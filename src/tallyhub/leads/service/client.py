@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.cache import TTLCache
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
 from tallyhub.core.errors import DomainError, Forbidden, Unauthorized
+from tallyhub.core.limiter import FailureLimiter
 from tallyhub.core.validation import NUL
 from tallyhub.leads import schemas
 from tallyhub.leads.models import Group

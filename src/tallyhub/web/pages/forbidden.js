@@ -1,0 +1,1 @@
+// The page an account without the role sees: nothing to load.
