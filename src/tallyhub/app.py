@@ -104,7 +104,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
         description="Exact, instantly readable statistics for growth-operations teams.",
         lifespan=lifespan,
         docs_url=None,  # served by web.assets from local files: no CDN
-        redoc_url=None,
+        redoc_url=None,  # ReDoc's page asks a CDN
         body_limits=BodyLimits(settings.http.max_body_bytes, settings.http.max_body_bytes_by_path),
     )
     app.state.runtime = runtime

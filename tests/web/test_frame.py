@@ -104,4 +104,4 @@ def test_docs_render_from_local_files_only(page: Page, live_server: LiveServer) 
     expect(page.get_by_text("/api/leads/groups").first).to_be_visible()
     elsewhere = [url for url in asked if not url.startswith(live_server.url)]
     assert elsewhere == []
-    assert any(re.search(r"/assets/vendor/swagger-ui/swagger-ui-bundle\.js$", u) for u in asked)
+    assert any(re.search(r"/assets/vendor/docs/swagger-ui-bundle\.js$", u) for u in asked)

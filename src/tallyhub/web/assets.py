@@ -1,15 +1,16 @@
 """What the pages load, all served by TallyHub itself so that an air-gapped install works:
 our own CSS and scripts (`static/`, and each page's script beside its template in
-`pages/`), plotly.min.js from the plotly package, and Swagger UI's files from
-swagger-ui-bundle for `/docs`. No CDN is ever asked."""
+`pages/`), plotly.min.js from the plotly package, and Swagger UI's files from fastapi-offline
+(which bundles swagger-ui-dist 5, for OpenAPI 3.1) for `/docs`. (ReDoc is left out: its
+page asks redocly's CDN for a logo.) No CDN is ever asked."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
 
+import fastapi_offline
 import plotly
-import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -26,7 +27,8 @@ PLOTLY_JS = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js
 # Versioned URLs: a new release is a new URL, so the files can be cached for good.
 _PLOTLY_FILE = f"plotly-{plotly.__version__}.min.js"
 PLOTLY_URL = f"/assets/vendor/js/{_PLOTLY_FILE}"
-SWAGGER_URL = "/assets/vendor/swagger-ui"
+DOCS_FILES = Path(fastapi_offline.__file__).parent / "static"
+DOCS_URL = "/assets/vendor/docs"
 _FOREVER = {"Cache-Control": "public, max-age=31536000, immutable"}
 
 router = APIRouter(include_in_schema=False)
@@ -50,9 +52,9 @@ async def swagger_ui() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
         title="TallyHub API",
-        swagger_js_url=f"{SWAGGER_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{SWAGGER_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{SWAGGER_URL}/favicon-32x32.png",
+        swagger_js_url=f"{DOCS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_URL}/swagger-ui.css",
+        swagger_favicon_url="/assets/favicon.svg",
     )
 
 
@@ -62,9 +64,5 @@ def install(app: FastAPI) -> None:
     # Compressed: plotly.min.js is 4.6 MB as it is, ~1.4 MB gzipped.
     scripts = Starlette(routes=[Route(f"/{_PLOTLY_FILE}", _plotly_js)])
     app.mount("/assets/vendor/js", GZipMiddleware(scripts), name="vendor-js")
-    app.mount(
-        "/assets/vendor/swagger-ui",
-        GZipMiddleware(StaticFiles(directory=swagger_ui_bundle.swagger_ui_path)),
-        name="swagger-ui",
-    )
+    app.mount(DOCS_URL, GZipMiddleware(StaticFiles(directory=DOCS_FILES)), name="docs-files")
     app.mount("/assets", StaticFiles(directory=_HERE / "static"), name="assets")
