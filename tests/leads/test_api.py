@@ -61,7 +61,7 @@ async def test_account_create_status_and_delete_move_the_right_counters(harness:
 
     accounts = (
         await harness.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=admin)
-    ).json()
+    ).json()["items"]
     a3 = next(a for a in accounts if a["line_id"] == "a3")
     deleted = await harness.client.delete(f"/api/leads/accounts/{a3['id']}", headers=admin)
     assert deleted.status_code == 204
@@ -198,7 +198,7 @@ async def test_account_limit_rejects_the_whole_report(harness: Harness) -> None:
     assert "account_limit is 2" in over.json()["error"]["message"]
     accounts = (
         await harness.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=admin)
-    ).json()
+    ).json()["items"]
     assert [(a["line_id"], a["display_name"]) for a in accounts] == [("a1", None)]
 
 
@@ -218,7 +218,7 @@ async def test_accounts_are_ordered_online_first_then_by_total(harness: Harness)
         await incoming(harness, group, "on-busy", f"Y{n}")
     accounts = (
         await harness.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=admin)
-    ).json()
+    ).json()["items"]
     assert [a["line_id"] for a in accounts] == ["on-busy", "on-quiet", "off-busy"]
     assert [a["total_incoming"] for a in accounts] == [2, 0, 3]
     assert [a["today_incoming"] for a in accounts] == [2, 0, 3]

@@ -174,7 +174,7 @@ async def test_today_counts_only_the_groups_current_business_day(harness: Harnes
         assert single["today_incoming"] == expected_today[group["id"]]
         (account,) = (
             await harness.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=admin)
-        ).json()
+        ).json()["items"]
         assert account["today_incoming"] == expected_today[group["id"]]
         assert account["total_incoming"] == 6
         rows = await daily(

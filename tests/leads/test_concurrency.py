@@ -85,7 +85,7 @@ def assert_all_ok(
 async def accounts_of(h: Harness, auth: dict[str, str], group_id: int) -> list[dict[str, Any]]:
     response = await h.client.get(f"/api/leads/groups/{group_id}/accounts", headers=auth)
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()["items"]  # type: ignore[no-any-return]
 
 
 async def incoming_log(h: Harness, auth: dict[str, str], group_id: int) -> dict[str, Any]:

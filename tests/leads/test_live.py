@@ -157,7 +157,7 @@ async def test_an_admin_receives_group_and_account_figures_after_a_lead(
             accounts = await served.http.get(
                 f"/api/leads/groups/{group['id']}/accounts", headers=bearer(admin)
             )
-            assert account_stats["line_account_id"] == accounts.json()[0]["id"]
+            assert account_stats["line_account_id"] == accounts.json()["items"][0]["id"]
             assert (account_stats["today_incoming"], account_stats["duplicate_incoming"]) == (1, 0)
 
             # A duplicate lead: the next push carries the new absolute figures.

@@ -56,7 +56,7 @@ async def seed(h: Harness) -> dict[str, Any]:
     ids = {}
     for group in (g1, g2):
         listed = await h.client.get(f"/api/leads/groups/{group['id']}/accounts", headers=admin)
-        ids.update({a["line_id"]: a["id"] for a in listed.json()})
+        ids.update({a["line_id"]: a["id"] for a in listed.json()["items"]})
     return {"admin": admin, "g1": g1["id"], "g2": g2["id"], **ids}
 
 
@@ -147,7 +147,9 @@ async def test_recalibration_records_every_drift_and_corrects_it(harness: Harnes
     g1_days = {d: v for d, v in (await daily(harness, admin, g1)).items() if v != (0, 0)}
     assert g1_days == {"2026-01-10": (2, 0), "2026-01-11": (4, 2)}
     listed = await harness.client.get(f"/api/leads/groups/{g1}/accounts", headers=admin)
-    figures = {a["line_id"]: (a["total_incoming"], a["duplicate_incoming"]) for a in listed.json()}
+    figures = {
+        a["line_id"]: (a["total_incoming"], a["duplicate_incoming"]) for a in listed.json()["items"]
+    }
     assert figures == {"a1": (3, 1), "a2": (3, 1)}
     async with harness.runtime.db.engine.connect() as conn:
         restored = (

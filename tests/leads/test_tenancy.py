@@ -45,7 +45,7 @@ async def world(harness: Harness) -> World:
         assert (await incoming(harness, group, "acc-1", "U1")).status_code == 200
     accounts = await harness.client.get(f"/api/leads/groups/{b['id']}/accounts", headers=bob)
     assert accounts.status_code == 200, accounts.text
-    return World(admin, alice, bob, viewer, a, b, accounts.json()[0]["id"])
+    return World(admin, alice, bob, viewer, a, b, accounts.json()["items"][0]["id"])
 
 
 def reads(group_id: int) -> list[tuple[str, str, dict[str, Any] | None]]:
@@ -108,7 +108,7 @@ async def test_an_operator_gets_404_for_another_operators_group_everywhere(
     assert after["activation_code"] == b["activation_code"]
     assert (after["total_accounts"], after["total_incoming"]) == (1, 1)
     accounts = await harness.client.get(f"/api/leads/groups/{b['id']}/accounts", headers=world.bob)
-    assert [a["id"] for a in accounts.json()] == [world.b_account_id]
+    assert [a["id"] for a in accounts.json()["items"]] == [world.b_account_id]
 
 
 async def test_an_operator_lists_only_their_own_groups(harness: Harness, world: World) -> None:

@@ -274,11 +274,16 @@ admin = APIRouter(prefix="/api/leads", tags=["leads: admin"], route_class=Transa
 async def create_group(
     request: Request, session: Session, principal: WriterUser, body: schemas.GroupCreate
 ) -> schemas.GroupWithStats:
-    group = await service.create_group(
-        session, principal, body, runtime_of(request).settings.timezone
-    )
+    runtime = runtime_of(request)
+    group = await service.create_group(session, principal, body, runtime.settings.timezone)
+    await service.publish_group(session, runtime.hub, group.id)  # open list pages show it
     (out,) = await service.with_stats(session, [group])
     return out
+
+
+@admin.get("/summary", summary="Today's figures over the groups you may see (the overview)")
+async def leads_summary(session: Session, principal: CurrentUser) -> schemas.LeadsSummary:
+    return await service.summary(session, principal)
 
 
 @admin.get("/groups", summary="Groups with their figures, newest first (from stats rows)")
@@ -304,16 +309,24 @@ async def get_group(
 
 @admin.patch("/groups/{group_id}", summary="Change a group's settings")
 async def update_group(
-    session: Session, principal: WriterUser, group_id: PathId, body: schemas.GroupUpdate
+    request: Request,
+    session: Session,
+    principal: WriterUser,
+    group_id: PathId,
+    body: schemas.GroupUpdate,
 ) -> schemas.GroupWithStats:
     group = await service.update_group(session, principal, group_id, body)
+    await service.publish_group(session, runtime_of(request).hub, group.id)
     (out,) = await service.with_stats(session, [group])
     return out
 
 
 @admin.delete("/groups/{group_id}", status_code=204, summary="Delete a group (soft)")
-async def delete_group(session: Session, principal: WriterUser, group_id: PathId) -> Response:
-    await service.delete_group(session, principal, group_id)
+async def delete_group(
+    request: Request, session: Session, principal: WriterUser, group_id: PathId
+) -> Response:
+    group = await service.delete_group(session, principal, group_id)
+    await service.publish_group_deleted(session, runtime_of(request).hub, group)
     return Response(status_code=204)
 
 
@@ -331,10 +344,12 @@ async def new_activation_code(
     summary="The group's accounts: online first, then by total incoming",
 )
 async def list_accounts(
-    session: Session, principal: CurrentUser, group_id: PathId
-) -> list[schemas.AccountWithStats]:
+    session: Session, principal: CurrentUser, group_id: PathId, paging: Paging
+) -> Page[schemas.AccountWithStats]:
     group = await service.get_group(session, principal, group_id)
-    return await service.list_accounts(session, group)
+    accounts = await service.list_accounts(session, group)  # at most the group's few
+    chosen = accounts[paging.offset : paging.offset + paging.page_size]
+    return page_of(chosen, len(accounts), paging)
 
 
 @admin.delete("/accounts/{account_id}", status_code=204, summary="Delete an account (soft)")
@@ -345,7 +360,13 @@ async def delete_account(
     return Response(status_code=204)
 
 
-@admin.get("/groups/{group_id}/daily", summary="One row per business day")
+@admin.get(
+    "/groups/{group_id}/daily",
+    summary="One row per business day: a complete range, days without leads as zeros",
+    description="Every business day from `from` (default: the group's first day with leads)"
+    " to `to` (default: the group's today) inclusive, in order, none left out: a day without"
+    " leads is a row of zeros. At most 3660 days at once.",
+)
 async def group_daily(
     session: Session, principal: CurrentUser, group_id: PathId, days: Days
 ) -> list[schemas.GroupDaily]:
@@ -373,8 +394,9 @@ live = APIRouter(tags=["leads: live"])
 
 @live.websocket("/ws/leads")
 async def leads_socket(websocket: WebSocket, token: str = "") -> None:
-    """Pushes `group_stats` and `account_stats` messages after each committed change to a
-    group the signed-in user may see."""
+    """Pushes `group_stats` (also when a group is created or changed), `account_stats` and
+    `group_deleted` messages after each committed change to a group the signed-in user may
+    see."""
     await push_topic(websocket, token, service.TOPIC)
 
 

@@ -86,6 +86,19 @@ class GroupWithStats(Group):
     business_date: date
 
 
+class LeadsSummary(BaseModel):
+    """The overview's leads figures, over the groups the user may see."""
+
+    groups: int
+    today_incoming: int = Field(description="each group's own business day")
+    yesterday_same_time: int = Field(
+        description="the previous business day's leads up to the same time into that day"
+    )
+    today_duplicates: int
+    total_accounts: int
+    online_accounts: int
+
+
 class GroupDaily(BaseModel):
     business_date: date
     incoming: int

@@ -28,8 +28,9 @@ from tallyhub.leads.service.groups import (
     with_stats,
 )
 from tallyhub.leads.service.incoming import apply_incoming
-from tallyhub.leads.service.live import TOPIC
+from tallyhub.leads.service.live import TOPIC, publish_group, publish_group_deleted
 from tallyhub.leads.service.recalibration import recalibrate
+from tallyhub.leads.service.summary import summary
 
 __all__ = [
     "TOPIC",
@@ -50,8 +51,11 @@ __all__ = [
     "list_groups",
     "login",
     "make_event",
+    "publish_group",
+    "publish_group_deleted",
     "recalibrate",
     "rotate_activation_code",
+    "summary",
     "sync_accounts",
     "update_group",
     "with_stats",

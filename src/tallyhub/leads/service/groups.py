@@ -188,11 +188,12 @@ async def update_group(
     return group
 
 
-async def delete_group(session: AsyncSession, principal: Principal, group_id: int) -> None:
+async def delete_group(session: AsyncSession, principal: Principal, group_id: int) -> Group:
     group = await get_group(session, principal, group_id)
     group.deleted_at = utcnow()
     group.is_active = False
     await session.flush()
+    return group
 
 
 async def rotate_activation_code(

@@ -119,3 +119,15 @@ async def publish_groups(
             await hub.publish(TOPIC, each)
 
     after_commit(session, publish)
+
+
+async def publish_group_deleted(session: AsyncSession, hub: Hub, group: Group) -> None:
+    """Queue, for after commit, that the group is gone (pages drop its row)."""
+    if not hub.wanted(TOPIC):
+        return
+    message = {"type": "group_deleted", "group_id": group.id, "owner_id": group.owner_id}
+
+    async def publish() -> None:
+        await hub.publish(TOPIC, message)
+
+    after_commit(session, publish)
