@@ -179,8 +179,16 @@ async def test_replay_is_idempotent_and_keeps_what_it_cannot_apply(
         }
         figures = await campaign(h, admin, c["id"])
         assert figures["clicked_count"] == 4
-        daily = await h.client.get(f"/api/clicks/campaigns/{c['id']}/daily", headers=admin)
-        assert daily.json() == [{"business_date": "2026-01-02", "clicks": 4}]
+        daily = await h.client.get(
+            f"/api/clicks/campaigns/{c['id']}/daily",
+            params={"from": "2026-01-01", "to": "2026-01-03"},
+            headers=admin,
+        )
+        assert daily.json() == [
+            {"business_date": "2026-01-01", "clicks": 0},
+            {"business_date": "2026-01-02", "clicks": 4},
+            {"business_date": "2026-01-03", "clicks": 0},
+        ]
         rejected = list((spool.directory / "rejected").iterdir())
         lines = rejected[0].read_bytes().splitlines()
         assert len(lines) == 2 and b"lost" in b"".join(lines)

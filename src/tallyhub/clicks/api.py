@@ -53,24 +53,32 @@ async def create_campaign(
     return schemas.Campaign.model_validate(campaign)
 
 
-@admin.get("/campaigns", summary="Campaigns with clicked_count and unique users, newest first")
+@admin.get(
+    "/campaigns",
+    summary="Campaigns with clicked_count, today's clicks and unique users, newest first",
+)
 async def list_campaigns(
     session: Session,
     principal: CurrentUser,
     paging: Paging,
     search: Annotated[ShortText | None, Query()] = None,
-) -> Page[schemas.Campaign]:
+) -> Page[schemas.CampaignWithToday]:
     rows, total = await service.list_campaigns(session, principal, paging, search)
-    return page_of([schemas.Campaign.model_validate(c) for c in rows], total, paging)
+    today = await service.today_clicks(session, rows)
+    return page_of([service.with_today(c, today) for c in rows], total, paging)
+
+
+@admin.get("/summary", summary="Today's click figures over the campaigns you may see")
+async def clicks_summary(session: Session, principal: CurrentUser) -> schemas.ClicksSummary:
+    return await service.summary(session, principal)
 
 
 @admin.get("/campaigns/{campaign_id}", summary="One campaign with its figures")
 async def get_campaign(
     session: Session, principal: CurrentUser, campaign_id: PathId
-) -> schemas.Campaign:
-    return schemas.Campaign.model_validate(
-        await service.get_campaign(session, principal, campaign_id)
-    )
+) -> schemas.CampaignWithToday:
+    campaign = await service.get_campaign(session, principal, campaign_id)
+    return service.with_today(campaign, await service.today_clicks(session, [campaign]))
 
 
 @admin.patch("/campaigns/{campaign_id}", summary="Change a campaign's name, hosts or zone")
@@ -136,13 +144,28 @@ async def campaign_interactions(
 
 @admin.get(
     "/campaigns/{campaign_id}/daily",
-    summary="Clicks per day (campaign time zone), one row per day with clicks",
+    summary="Clicks per day (campaign time zone): a complete range, days without clicks as 0",
+    description="Every day from `from` (default: the first day with clicks) to `to`"
+    " (default: the campaign's today) inclusive, in order, none left out. At most 3660 days.",
 )
 async def campaign_daily(
     session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
 ) -> list[schemas.CampaignDaily]:
     campaign = await service.get_campaign(session, principal, campaign_id)
     return await service.daily(session, campaign, days.start, days.end)
+
+
+@admin.get(
+    "/campaigns/{campaign_id}/breakdown",
+    summary="What a range's clicks were made of: top tags, sources and interaction types",
+    description="Over the interaction log of `from`..`to` (default: the campaign's today)."
+    " Each list holds the 10 largest counts; `others` sums the rest.",
+)
+async def campaign_breakdown(
+    session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
+) -> schemas.Breakdown:
+    campaign = await service.get_campaign(session, principal, campaign_id)
+    return await service.breakdown(session, campaign, days.start, days.end)
 
 
 @admin.patch("/members/{line_uid}", summary="Set a member's display name")

@@ -78,6 +78,45 @@ class Campaign(BaseModel):
     updated_at: datetime
 
 
+class CampaignWithToday(Campaign):
+    today_clicks: int = Field(description="clicks of the campaign's today, in its time zone")
+    business_date: date = Field(description="the campaign's today")
+
+
+class ClicksSummary(BaseModel):
+    """The overview's click figures, over the campaigns the user may see."""
+
+    campaigns: int
+    today_clicks: int = Field(description="each campaign's today, in its own time zone")
+    today_unique_users: int = Field(
+        description="distinct LINE users with at least one click today in any of them"
+    )
+    total_clicks: int
+
+
+class Count(BaseModel):
+    key: str
+    count: int
+
+
+class TopList(BaseModel):
+    items: list[Count] = Field(description="the largest counts, at most 10, largest first")
+    others: int = Field(description="the sum of the counts not listed")
+    distinct: int = Field(description="how many different keys there were")
+
+
+class Breakdown(BaseModel):
+    """What a range's clicks were made of. A click with several tags counts for each;
+    `sources` are the source campaign ids (`src`, 0 for none)."""
+
+    start: date
+    end: date
+    clicks: int
+    tags: TopList
+    sources: TopList
+    interaction_types: TopList
+
+
 class CampaignDaily(BaseModel):
     business_date: date
     clicks: int

@@ -2,12 +2,12 @@
 (tracking), how a batch of clicks is written (clicks, with the per-user summaries and tag
 sets in summaries), the spool for when the database cannot take them, the live recorder
 (recording), the campaign cache (rules) with its local snapshot, the admin reads and
-writes (campaigns), and recalibration. Services flush; the edge commits."""
+writes (campaigns), the dashboard's figures (figures), and recalibration. Services
+flush; the edge commits."""
 
 from tallyhub.clicks.service.campaigns import (
     campaign_users,
     create_campaign,
-    daily,
     get_campaign,
     interactions,
     list_campaigns,
@@ -23,6 +23,7 @@ from tallyhub.clicks.service.clicks import (
     apply_clicks,
 )
 from tallyhub.clicks.service.events import ClickEvent
+from tallyhub.clicks.service.figures import breakdown, daily, summary, today_clicks, with_today
 from tallyhub.clicks.service.recalibration import recalibrate
 from tallyhub.clicks.service.recording import SPOOLED, ClickRecorder
 from tallyhub.clicks.service.rules import CampaignRules, CampaignsUnavailable
@@ -57,6 +58,7 @@ __all__ = [
     "Refused",
     "SpoolTarget",
     "apply_clicks",
+    "breakdown",
     "campaign_users",
     "create_campaign",
     "daily",
@@ -74,9 +76,12 @@ __all__ = [
     "sign_link",
     "snapshot_path",
     "spool_directory",
+    "summary",
     "tags_of",
+    "today_clicks",
     "update_campaign",
     "update_member",
     "user_summaries",
     "verify_link",
+    "with_today",
 ]

@@ -1,10 +1,10 @@
-"""Campaigns, signed links and the admin reads: user summaries, interactions, daily
-figures, members. Every read comes from a counter or summary row keyed by what is asked;
-operators see only their own campaigns (404 otherwise)."""
+"""Campaigns, signed links and the admin reads: user summaries, interactions, members
+(the daily and today's figures are in figures.py). Every read comes from a counter or
+summary row keyed by what is asked; operators see only their own campaigns (404
+otherwise)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tallyhub.clicks import schemas
 from tallyhub.clicks.models import (
     Campaign,
-    CampaignDailyStats,
     CampaignUser,
     ClickSummary,
     InteractionLog,
@@ -191,7 +190,7 @@ async def user_summaries(
     return await _summaries_out(session, [(s, n) for s, n in rows.tuples()]), total
 
 
-# ---------------------------------------------------------------- interactions, daily
+# ---------------------------------------------------------------- interactions
 
 
 async def interactions(
@@ -221,20 +220,6 @@ async def interactions(
         for r in rows
     ]
     return items, campaign.clicked_count
-
-
-async def daily(
-    session: AsyncSession, campaign: Campaign, start: date | None, end: date | None
-) -> list[schemas.CampaignDaily]:
-    if start and end and start > end:
-        raise BadRequest("from must not be after to", code="bad_range")
-    query = select(CampaignDailyStats).where(CampaignDailyStats.campaign_id == campaign.id)
-    if start:
-        query = query.where(CampaignDailyStats.business_date >= start)
-    if end:
-        query = query.where(CampaignDailyStats.business_date <= end)
-    rows = await session.scalars(query.order_by(CampaignDailyStats.business_date))
-    return [schemas.CampaignDaily(business_date=r.business_date, clicks=r.clicks) for r in rows]
 
 
 # ---------------------------------------------------------------- members
