@@ -198,7 +198,7 @@ async def test_beat_fires_on_the_slot_the_job_list_shows_and_the_worker_records_
     only_these_jobs(monkeypatch, rare)
     viewer = await user_token(harness.runtime, "viewer", Role.viewer)
     listed = await harness.client.get("/api/jobs", headers=bearer(viewer))
-    (shown,) = listed.json()
+    (shown,) = listed.json()["items"]
     next_run_at = datetime.fromisoformat(shown["next_run_at"])
 
     settings = make_settings(harness.db.url, tmp_path, redis_url=redis_url, job_queue=queue)

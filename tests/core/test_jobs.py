@@ -169,6 +169,9 @@ async def test_a_jobs_counts_and_timing_are_recorded(
     assert row.counts == {"checked": 12, "fixed": 3, "note": "ok"}
     assert row.error is None
     assert row.duration_ms is not None and row.duration_ms >= 20
+    assert row.finished_at is not None
+    # The duration is what the row says the run lasted, to the millisecond.
+    assert row.duration_ms == round((row.finished_at - row.started_at) / timedelta(milliseconds=1))
     assert row.trigger == "manual"
 
 
@@ -883,10 +886,14 @@ async def test_the_job_list_shows_each_job_with_its_next_run(
     before = datetime.now(UTC)
     response = await harness.client.get("/api/jobs", headers=viewer)
     assert response.status_code == 200, response.text
-    listed = {item["name"]: item for item in response.json()}
+    page = response.json()
+    assert page["total"] == len(page["items"]) and page["page"] == 1
+    listed = {item["name"]: item for item in page["items"]}
     assert "leads.recalibrate" in listed
     mine = listed["test.hourly"]
     assert mine["schedule"] == "0 * * * *"
+    assert (mine["cron"], mine["every_seconds"]) == ("0 * * * *", None)
+    assert mine["timezone"] == harness.runtime.settings.timezone
     assert mine["description"] == "Once an hour"
     assert mine["last_run"] is None
     next_run = parse(mine["next_run_at"])
@@ -895,7 +902,8 @@ async def test_the_job_list_shows_each_job_with_its_next_run(
 
     ran = await harness.client.post("/api/jobs/test.hourly/run", headers=admin)
     assert ran.status_code == 200, ran.text
-    listed = {i["name"]: i for i in (await harness.client.get("/api/jobs", headers=viewer)).json()}
+    answer = (await harness.client.get("/api/jobs", headers=viewer)).json()
+    listed = {i["name"]: i for i in answer["items"]}
     assert listed["test.hourly"]["last_run"]["id"] == ran.json()["id"]
     assert listed["test.hourly"]["last_run"]["counts"] == {"rows": 5}
 
@@ -962,6 +970,21 @@ async def test_run_history_filters_and_paginates(harness: Harness, register: Reg
         )
     ).json()
     assert (beyond["total"], beyond["items"]) == (5, [])
+
+    newest = body["items"][0]
+    since = (
+        await harness.client.get(
+            "/api/jobs/runs", params={"since": newest["started_at"]}, headers=operator
+        )
+    ).json()
+    assert [i["id"] for i in since["items"]] == [newest["id"]]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = await harness.client.get("/api/jobs/runs", params={"since": future}, headers=operator)
+    assert later.json()["total"] == 0
+    naive = await harness.client.get(
+        "/api/jobs/runs", params={"since": "2026-01-01T00:00:00"}, headers=operator
+    )
+    assert naive.status_code == 422 and "since" in naive.text
 
     invalid = await harness.client.get(
         "/api/jobs/runs", params={"status": "exploded"}, headers=operator
@@ -1055,7 +1078,7 @@ async def test_operators_see_runs_but_not_their_counts(
         )
         one = await harness.client.get(f"/api/jobs/runs/{run_id}", headers=headers)
         assert all(r.status_code == 200 for r in (listed, history, one)), one.text
-        last = {j["name"]: j for j in listed.json()}["test.counted"]["last_run"]
+        last = {j["name"]: j for j in listed.json()["items"]}["test.counted"]["last_run"]
         (item,) = history.json()["items"]
         assert last["id"] == item["id"] == one.json()["id"] == run_id
         assert last["status"] == item["status"] == one.json()["status"] == "succeeded"

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import (
     func,
     select,
@@ -30,7 +30,10 @@ log = structlog.get_logger(__name__)
 
 class JobOut(BaseModel):
     name: str
-    schedule: str
+    schedule: str = Field(description='The cron expression, or "every N s"')
+    every_seconds: int | None = Field(description="An interval job's period")
+    cron: str | None = Field(description="A cron job's expression (minute hour day month dow)")
+    timezone: str = Field(description="The zone a cron expression is read in (IANA name)")
     description: str
     next_run_at: datetime
     last_run: JobRunOut | None = None
@@ -78,23 +81,31 @@ def _shown(run: JobRun, principal: Principal) -> JobRunOut:
 
 
 @router.get("", summary="Registered jobs with their schedule, next run and last run")
-async def list_jobs(request: Request, session: Session, principal: CurrentUser) -> list[JobOut]:
+async def list_jobs(
+    request: Request, session: Session, principal: CurrentUser, paging: Paging
+) -> Page[JobOut]:
     tz = request.app.state.runtime.settings.timezone
     latest = select(func.max(JobRun.id)).group_by(JobRun.job_name).scalar_subquery()
     last_runs = {
         r.job_name: r for r in await session.scalars(select(JobRun).where(JobRun.id.in_(latest)))
     }
     now = utcnow()
-    return [
+    specs = sorted(REGISTRY.values(), key=lambda s: s.name)
+    chosen = specs[paging.offset : paging.offset + paging.page_size]
+    jobs = [
         JobOut(
             name=spec.name,
             schedule=spec.schedule,
+            every_seconds=spec.every_seconds,
+            cron=spec.cron,
+            timezone=tz,
             description=spec.description,
             next_run_at=spec.next_slot(now, tz),
             last_run=_shown(last_runs[spec.name], principal) if spec.name in last_runs else None,
         )
-        for spec in sorted(REGISTRY.values(), key=lambda s: s.name)
+        for spec in chosen
     ]
+    return page_of(jobs, len(specs), paging)
 
 
 @router.get("/runs", summary="Run history, newest first")
@@ -106,12 +117,18 @@ async def list_runs(
     status: Annotated[
         str | None, Query(pattern="^(queued|running|succeeded|failed|abandoned|interrupted)$")
     ] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(description="Only runs started at or after this instant (ISO 8601 with offset)"),
+    ] = None,
 ) -> Page[JobRunOut]:
     query = select(JobRun)
     if job:
         query = query.where(JobRun.job_name == job)
     if status:
         query = query.where(JobRun.status == status)
+    if since:
+        query = query.where(JobRun.started_at >= since)
     rows, total = await paginate(
         session, query.order_by(JobRun.started_at.desc(), JobRun.id.desc()), paging
     )

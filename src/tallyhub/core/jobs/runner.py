@@ -447,6 +447,12 @@ class JobRunner:
 
         async def finish(session: Any) -> int:
             now = self.clock()
+            # The run's duration is what its row says it lasted (finished_at - started_at,
+            # claim and bookkeeping included), not only the job function's own time.
+            started_at = await session.scalar(
+                select(JobRun.started_at).where(JobRun.id == lease.run_id)
+            )
+            elapsed = duration if started_at is None else _milliseconds(now - started_at)
             result = await session.execute(
                 update(JobRun)
                 .where(JobRun.id == lease.run_id, JobRun.attempt == lease.attempt)
@@ -454,7 +460,7 @@ class JobRunner:
                     status=status,
                     finished_at=now,
                     heartbeat_at=now,
-                    duration_ms=duration,
+                    duration_ms=elapsed,
                     error=error,
                     counts=counts,
                 )
@@ -567,3 +573,7 @@ async def recover_runs(runtime: Runtime) -> dict[str, Any]:
 
 
 CORE_JOBS = (prune_job_runs, recover_runs)
+
+
+def _milliseconds(span: timedelta) -> int:
+    return max(0, round(span / timedelta(milliseconds=1)))
