@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from tallyhub import __version__
-from tallyhub.core import auth, metrics
+from tallyhub.core import auth, metrics, users
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.errors import Unauthorized
 from tallyhub.core.http import BodyLimits, HotPathsApp, error_body, install_error_handlers
@@ -56,6 +56,9 @@ def _error_answers() -> Answers:
         auth.login: (401, 429),
         auth.open_session: (401, 403, 429),
         jobs_api.run_job: (409,),
+        users.add_user: (409,),
+        users.get_user: (404,),
+        users.update_user: (404, 409),
         **{fn: codes for domain in DOMAINS for fn, codes in domain.error_answers.items()},
     }
 
@@ -111,6 +114,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(jobs_api.router)
+    app.include_router(users.router)
     _mount_domains(app, settings)
     app.include_router(routes.router)
     assets.install(app)
