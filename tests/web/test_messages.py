@@ -12,7 +12,8 @@ import pytest
 from tallyhub.web import i18n
 
 WEB = Path(i18n.__file__).parent
-USED = re.compile(r"""\bt\(\s*["']([A-Za-z0-9_.-]+)["']""")
+# t("key") or t("key", ...): a literal key (t("role." ~ name) builds one from a prefix).
+USED = re.compile(r"""\bt\(\s*["']([A-Za-z0-9_.-]+)["']\s*[,)]""")
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
