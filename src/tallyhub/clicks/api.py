@@ -68,7 +68,16 @@ async def list_campaigns(
     return page_of([service.with_today(c, today) for c in rows], total, paging)
 
 
-@admin.get("/summary", summary="Today's click figures over the campaigns you may see")
+@admin.get(
+    "/summary",
+    summary="Today's click figures over the campaigns you may see",
+    description="`today_clicks` adds each campaign's daily row for its own today (its time"
+    " zone, days from midnight). `today_unique_users` is exact: the distinct LINE user ids"
+    " whose latest click in a campaign (its per-user summary row) falls in that campaign's"
+    " today; a user who clicked in several campaigns counts once, a click without a `uid`"
+    " is no user, and a double click dropped as a duplicate changes nothing. Operators see"
+    " only their own campaigns.",
+)
 async def clicks_summary(session: Session, principal: CurrentUser) -> schemas.ClicksSummary:
     return await service.summary(session, principal)
 
@@ -145,8 +154,10 @@ async def campaign_interactions(
 @admin.get(
     "/campaigns/{campaign_id}/daily",
     summary="Clicks per day (campaign time zone): a complete range, days without clicks as 0",
-    description="Every day from `from` (default: the first day with clicks) to `to`"
-    " (default: the campaign's today) inclusive, in order, none left out. At most 3660 days.",
+    description="A complete range: every day from `from` (default: the first day with"
+    " clicks) to `to` (default: the campaign's today, in its time zone) inclusive, in order,"
+    " none left out; a day without clicks is a row with `clicks: 0`. At most 3660 days at"
+    " once; `from` after `to` or a longer range answers 400 `bad_day_range`, naming them.",
 )
 async def campaign_daily(
     session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
@@ -158,8 +169,13 @@ async def campaign_daily(
 @admin.get(
     "/campaigns/{campaign_id}/breakdown",
     summary="What a range's clicks were made of: top tags, sources and interaction types",
-    description="Over the interaction log of `from`..`to` (default: the campaign's today)."
-    " Each list holds the 10 largest counts; `others` sums the rest.",
+    description="Over the interaction log of `from`..`to` (days in the campaign's time zone;"
+    " `to` defaults to its today, `from` to `to`). `clicks` is every click of the range."
+    " `tags`, `sources` (the `src` source campaign id, `0` for none) and"
+    " `interaction_types` each hold the 10 largest counts, largest first (ties by key);"
+    " `others` sums the counts not listed and `distinct` says how many keys there were. A"
+    " click counts once for each of its tags, so tag counts may add up to more than"
+    " `clicks`, and clicks without tags appear in no tag. At most 3660 days at once.",
 )
 async def campaign_breakdown(
     session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
