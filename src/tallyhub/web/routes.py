@@ -89,13 +89,6 @@ async def render(request: Request, name: str, *, admin_only: bool = False, **pag
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
     language = language_of(request)
-    if admin_only and principal.role != Role.admin:
-        return templates.TemplateResponse(
-            request,
-            "forbidden.html",
-            _context(request, language, **_frame(principal, name)),
-            status_code=403,
-        )
     runtime: Runtime = request.app.state.runtime
     script_context = {
         "lang": language,
@@ -104,19 +97,23 @@ async def render(request: Request, name: str, *, admin_only: bool = False, **pag
         "page": page,
         "messages": catalog(language),
     }
+    allowed = not admin_only or principal.role == Role.admin
+    shown = name if allowed else "forbidden"
     context = _context(
         request,
         language,
-        **_frame(principal, name),
+        **_frame(principal, shown, active=name),
         page=page,
         script_context=json.dumps(script_context, ensure_ascii=False).replace("</", "<\\/"),
     )
-    return templates.TemplateResponse(request, f"{name}.html", context)
+    return templates.TemplateResponse(
+        request, f"{shown}.html", context, status_code=200 if allowed else 403
+    )
 
 
-def _frame(principal: Principal, name: str) -> dict[str, Any]:
+def _frame(principal: Principal, script: str, *, active: str) -> dict[str, Any]:
     nav = [e for e in NAV if not e.admin_only or principal.role == Role.admin]
-    return {"user": principal, "nav": nav, "active": name.split("_")[0], "script": name}
+    return {"user": principal, "nav": nav, "active": active.split("_")[0], "script": script}
 
 
 @router.get("/login", response_class=HTMLResponse)
