@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from typing import Annotated, Any
 
 import structlog
@@ -18,7 +19,6 @@ from tallyhub.core.auth import (
 from tallyhub.core.batching import BatchWriter, WriterSaturated, WriterStopped
 from tallyhub.core.errors import DomainError, Forbidden, Unauthorized, Unavailable
 from tallyhub.core.http import (
-    Days,
     Paging,
     Session,
     TransactionalRoute,
@@ -360,18 +360,38 @@ async def delete_account(
     return Response(status_code=204)
 
 
+FirstDay = Annotated[
+    date | None,
+    Query(
+        alias="from", description="First business day (YYYY-MM-DD); default: the first with leads"
+    ),
+]
+LastDay = Annotated[
+    date | None,
+    Query(alias="to", description="Last business day (YYYY-MM-DD); default: the group's today"),
+]
+
+
 @admin.get(
     "/groups/{group_id}/daily",
     summary="One row per business day: a complete range, days without leads as zeros",
-    description="Every business day from `from` (default: the group's first day with leads)"
-    " to `to` (default: the group's today) inclusive, in order, none left out: a day without"
-    " leads is a row of zeros. At most 3660 days at once.",
+    description="A complete range: every business day of the group (its time zone and reset"
+    " time) from `from` (default: the group's first day with leads) to `to` (default: the"
+    " group's today) inclusive, in order, none left out; a day without leads is a row of"
+    f" zeros. At most {service.MAX_DAILY_DAYS} days at once (an open `from` starts no"
+    " earlier); `from` after `to`, or a longer range, answers 422 `bad_day_range` naming"
+    " the parameter.",
+    responses={422: {"description": "`from` after `to`, or the range is too long"}},
 )
 async def group_daily(
-    session: Session, principal: CurrentUser, group_id: PathId, days: Days
+    session: Session,
+    principal: CurrentUser,
+    group_id: PathId,
+    start: FirstDay = None,
+    end: LastDay = None,
 ) -> list[schemas.GroupDaily]:
     group = await service.get_group(session, principal, group_id)
-    return await service.daily(session, group, days.start, days.end)
+    return await service.daily(session, group, start, end)
 
 
 @admin.get("/groups/{group_id}/incoming", summary="Incoming log, newest first")

@@ -17,6 +17,7 @@ from tallyhub.leads.service.client import (
 )
 from tallyhub.leads.service.events import IncomingEvent, make_event
 from tallyhub.leads.service.groups import (
+    MAX_DAILY_DAYS,
     create_group,
     daily,
     delete_group,
@@ -33,6 +34,7 @@ from tallyhub.leads.service.recalibration import recalibrate
 from tallyhub.leads.service.summary import summary
 
 __all__ = [
+    "MAX_DAILY_DAYS",
     "TOPIC",
     "CodeGate",
     "IncomingEvent",

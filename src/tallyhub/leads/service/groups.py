@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tallyhub.core.auth import Principal
 from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.errors import BadRequest, NotFound
+from tallyhub.core.errors import DomainError, NotFound
 from tallyhub.core.pagination import PageParams
 from tallyhub.leads import schemas
 from tallyhub.leads.models import Group, GroupDailyStats, GroupStats, IncomingLog
@@ -208,28 +208,56 @@ async def rotate_activation_code(
 MAX_DAILY_DAYS = 3660
 
 
+class BadDayRange(DomainError):
+    """A `from`..`to` the caller must change; the message names the parameter."""
+
+    status, code = 422, "bad_day_range"
+
+
+async def _first_day(session: AsyncSession, group: Group) -> date | None:
+    first: date | None = await session.scalar(
+        select(func.min(GroupDailyStats.business_date)).where(GroupDailyStats.group_id == group.id)
+    )
+    return first
+
+
+async def day_range(
+    session: AsyncSession, group: Group, start: date | None, end: date | None
+) -> tuple[date, date]:
+    """The range `daily` answers: `to` defaults to the group's today, `from` to its first
+    day with leads (at most MAX_DAILY_DAYS before `to`); a range the caller gave that ends
+    before it starts, or is longer than that, is refused naming the parameter."""
+    end = end or group_today(group)
+    if start is None:
+        first = await _first_day(session, group)
+        earliest = end - timedelta(days=MAX_DAILY_DAYS - 1)
+        start = min(end, max(first or end, earliest))
+    if start > end:
+        raise BadDayRange(f"from: {start} is after to ({end})")
+    if (end - start).days >= MAX_DAILY_DAYS:
+        raise BadDayRange(
+            f"from: {start}..{end} is {(end - start).days + 1} days; at most"
+            f" {MAX_DAILY_DAYS} at once, ask for a later from"
+        )
+    return start, end
+
+
 async def daily(
     session: AsyncSession, group: Group, start: date | None, end: date | None
 ) -> list[schemas.GroupDaily]:
-    """One row per business day from `start` (default: the group's first day with leads)
-    to `end` (default: today), days without leads included as zeros."""
-    end = end or group_today(group)
+    """One row per business day of the range (see `day_range`), in order, none left out:
+    a day without leads is a row of zeros, so a chart's days line up."""
+    start, end = await day_range(session, group, start, end)
     rows = {
         r.business_date: r
         for r in await session.scalars(
             select(GroupDailyStats).where(
                 GroupDailyStats.group_id == group.id,
+                GroupDailyStats.business_date >= start,
                 GroupDailyStats.business_date <= end,
-                *([GroupDailyStats.business_date >= start] if start else []),
             )
         )
     }
-    start = start or min(rows, default=end)
-    if (end - start).days >= MAX_DAILY_DAYS:
-        raise BadRequest(
-            f"at most {MAX_DAILY_DAYS} days at once; ask for a shorter from..to",
-            code="bad_day_range",
-        )
     days = (start + timedelta(days=n) for n in range((end - start).days + 1))
     return [
         schemas.GroupDaily(

@@ -30,6 +30,12 @@ async def group_message(session: AsyncSession, group_id: int) -> dict[str, Any] 
         **stats.model_dump(
             mode="json",
             include={
+                # its settings too, so an open page shows a change made elsewhere
+                "remark",
+                "timezone",
+                "reset_time",
+                "dedup_scope",
+                "account_limit",
                 "total_accounts",
                 "online_accounts",
                 "line_accounts",
