@@ -1,129 +1,161 @@
-// One campaign: its figures, clicks per day over a chosen range, what the range's clicks
-// were made of, its users and its interaction log (read again every 10 s); writers edit
-// it and make signed links.
+// One campaign: its settings, today's and all-time figures, clicks per day over a chosen
+// range, what the range's clicks were made of (tags, sources, interaction types), the
+// per-user summaries and the interaction log. Refreshed every 10 s (clicks are not pushed
+// live). Writers edit the campaign and make signed /__track links here.
+"use strict";
 (() => {
-  const { t, fmt, el } = TH;
+  const { t, fmt, el, api } = TH;
+  const $ = (id) => document.getElementById(id);
   const id = TH.page.campaign_id;
-  let campaign = null, range = null;
-  const pages = { users: 1, interactions: 1 };
-  const TYPES = { image_click: t("type.image_click"), button_url: t("type.button_url"),
-    carousel_click: t("type.carousel_click"), text_link: t("type.text_link"), rich_menu: t("type.rich_menu") };
+  const base = `/api/clicks/campaigns/${id}`;
+  const REFRESH_MS = 10000;
+  const PAGE_SIZE = 20;
+  const TYPES = {
+    image_click: t("campaign.type.image_click"),
+    button_url: t("campaign.type.button_url"),
+    carousel_click: t("campaign.type.carousel_click"),
+    text_link: t("campaign.type.text_link"),
+    rich_menu: t("campaign.type.rich_menu"),
+  };
+  let campaign = null;
+  let range = null;
 
-  function show(c) {
-    campaign = c;
-    document.getElementById("campaign-name").textContent = c.name;
-    document.title = `${c.name} · TallyHub`;
-    document.getElementById("campaign-settings").textContent = t("campaign.settings", {
-      zone: c.timezone, hosts: c.allowed_hosts.length ? c.allowed_hosts.join(", ") : t("clicks.signed_only") });
-    const set = (elId, text) => { const node = document.getElementById(elId); if (node.textContent !== text && node.textContent !== "…") TH.flash(node); node.textContent = text; };
-    set("kpi-today", fmt.int(c.today_clicks));
-    document.getElementById("kpi-day").textContent = t("group.business_date", { day: fmt.day(c.business_date) });
-    set("kpi-total", fmt.int(c.clicked_count));
-    set("kpi-users", fmt.int(c.unique_users));
-    const actions = document.getElementById("campaign-actions");
-    if (actions) actions.hidden = false;
+  const typeName = (key) => TYPES[key] || key;
+  const sourceName = (key) => (String(key) === "0" ? t("campaign.source.none") : t("campaign.source.id", { id: key }));
+
+  // ---------------------------------------------------------------- header and tiles
+  function tile(tileId, value, sub) {
+    const node = document.querySelector(`#${tileId} [data-value]`);
+    if (node.textContent !== value && node.textContent !== "…") TH.flash(node);
+    node.textContent = value;
+    const subBox = document.querySelector(`#${tileId} [data-sub]`);
+    if (subBox && sub !== undefined) subBox.textContent = sub;
+  }
+  async function loadCampaign() {
+    campaign = await api(base);
+    document.title = `${campaign.name} · TallyHub`;
+    $("campaign-name").textContent = campaign.name;
+    $("campaign-settings").textContent = t("campaign.settings", { zone: campaign.timezone, created: fmt.when(campaign.created_at) });
+    $("campaign-hosts").textContent = campaign.allowed_hosts.length
+      ? t("campaign.hosts_line", { hosts: campaign.allowed_hosts.join(", ") })
+      : t("clicks.no_hosts");
+    tile("tile-today", fmt.int(campaign.today_clicks), t("campaign.today_sub", { day: fmt.day(campaign.business_date), zone: campaign.timezone }));
+    tile("tile-total", fmt.int(campaign.clicked_count));
+    tile("tile-unique", fmt.int(campaign.unique_users));
   }
 
-  async function daily(chosen) {
-    range = chosen || range;
-    const box = document.getElementById("daily-chart");
+  // ---------------------------------------------------------------- the range: chart and breakdown
+  async function daily() {
+    const box = $("daily-chart");
     try {
-      const rows = await TH.api(`/api/clicks/campaigns/${id}/daily?from=${range.start}&to=${range.end}`);
-      TH.chart(box, [{ name: t("campaign.series.clicks"), x: rows.map((r) => r.business_date), y: rows.map((r) => r.clicks), kind: "bar", color: "#2459d6" }],
-        { empty: t("campaign.no_clicks") });
+      const rows = await api(`${base}/daily?from=${range.start}&to=${range.end}`);
+      const series = { name: t("campaign.series.clicks"), x: rows.map((r) => r.business_date), y: rows.map((r) => r.clicks), color: "#2459d6" };
+      TH.chart(box, [series], { empty: t("campaign.no_clicks") });
     } catch (error) { TH.state.error(box, error); }
-    breakdown();
   }
-
-  function topTable(boxId, list, total, label, name) {
-    const box = document.getElementById(boxId);
-    if (!list.items.length) { TH.state.empty(box, t("campaign.no_clicks")); return; }
-    const rows = list.items.map((i) => ({ key: name(i.key), count: i.count }));
-    if (list.others) rows.push({ key: t("campaign.others", { n: fmt.int(list.distinct - list.items.length) }), count: list.others });
-    box.replaceChildren(TH.table([
-      { label, value: (r) => r.key },
+  function topTable(list, clicks, label, name) {
+    const rows = list.items.map((item) => ({ ...item, name: name(item.key) }));
+    if (list.others) rows.push({ name: t("campaign.others", { n: fmt.int(list.distinct - list.items.length) }), count: list.others });
+    return TH.table([
+      { label, value: (r) => r.name },
       { label: t("campaign.col.clicks"), num: true, value: (r) => fmt.int(r.count) },
-      { label: t("campaign.col.share"), num: true, value: (r) => fmt.ratio(r.count, total) },
-    ], rows));
+      { label: t("campaign.col.share"), num: true, value: (r) => fmt.pct(r.count / clicks) },
+    ], rows);
+  }
+  function showTop(boxId, list, clicks, label, name) {
+    const box = $(boxId);
+    if (!list.items.length) TH.state.empty(box, t("campaign.no_clicks"));
+    else box.replaceChildren(topTable(list, clicks, label, name));
   }
   async function breakdown() {
+    const boxes = ["top-tags", "top-sources", "top-types"];
     try {
-      const b = await TH.api(`/api/clicks/campaigns/${id}/breakdown?from=${range.start}&to=${range.end}`);
-      topTable("top-tags", b.tags, b.clicks, t("campaign.col.tag"), (k) => k);
-      topTable("top-sources", b.sources, b.clicks, t("campaign.col.source"), (k) => (k === "0" ? t("campaign.no_source") : `#${k}`));
-      topTable("top-types", b.interaction_types, b.clicks, t("campaign.col.type"), (k) => TYPES[k] || k);
-    } catch (error) { for (const boxId of ["top-tags", "top-sources", "top-types"]) TH.state.error(document.getElementById(boxId), error); }
+      const b = await api(`${base}/breakdown?from=${range.start}&to=${range.end}`);
+      $("breakdown-range").textContent = t("campaign.breakdown_range", { start: fmt.day(b.start), end: fmt.day(b.end), n: fmt.int(b.clicks) });
+      showTop("top-tags", b.tags, b.clicks, t("campaign.col.tag"), (k) => k);
+      showTop("top-sources", b.sources, b.clicks, t("campaign.col.source"), sourceName);
+      showTop("top-types", b.interaction_types, b.clicks, t("campaign.col.type"), typeName);
+    } catch (error) { boxes.forEach((box) => TH.state.error($(box), error)); }
   }
+  function onRange(picked) { range = picked; daily(); breakdown(); }
 
-  function pager(node, body, go) {
-    const count = Math.max(1, Math.ceil(body.total / body.page_size));
-    node.replaceChildren(
-      el("span", { class: "muted", text: t("pager.page", { page: fmt.int(body.page), pages: fmt.int(count), total: fmt.int(body.total) }) }),
-      el("button", { type: "button", text: t("action.previous"), disabled: body.page <= 1, onclick: () => go(body.page - 1) }),
-      el("button", { type: "button", text: t("action.next"), disabled: body.page >= count, onclick: () => go(body.page + 1) }),
-    );
+  // ---------------------------------------------------------------- paginated lists
+  function pager(box, state, total, reload) {
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    const go = (page) => { state.page = page; reload(); };
+    box.replaceChildren(
+      el("span", { class: "muted", text: t("pager.page", { page: fmt.int(state.page), pages: fmt.int(pages), total: fmt.int(total) }) }),
+      el("button", { type: "button", text: t("action.previous"), disabled: state.page <= 1, onclick: () => go(state.page - 1) }),
+      el("button", { type: "button", text: t("action.next"), disabled: state.page >= pages, onclick: () => go(state.page + 1) }));
   }
-  const LISTS = {
-    users: { path: "users", empty: t("campaign.no_users"), columns: [
-      { label: t("campaign.col.user"), value: (s) => s.display_name ? el("span", {}, s.display_name, el("br"), el("small", { class: "muted", text: s.line_id })) : s.line_id },
-      { label: t("campaign.col.source"), value: (s) => (s.source_campaign_id ? `#${s.source_campaign_id}` : t("campaign.no_source")) },
-      { label: t("campaign.col.clicks"), num: true, value: (s) => fmt.int(s.total_clicks) },
-      { label: t("campaign.col.tags"), value: (s) => s.tags.join(", ") || "–" },
-      { label: t("campaign.col.last_click"), value: (s) => fmt.when(s.last_clicked_at) },
-    ] },
-    interactions: { path: "interactions", empty: t("campaign.no_clicks"), columns: [
-      { label: t("campaign.col.time"), value: (i) => fmt.when(i.triggered_at) },
-      { label: t("campaign.col.user"), value: (i) => i.line_id || "–" },
-      { label: t("campaign.col.type"), value: (i) => TH.badge(TYPES[i.interaction_type] || i.interaction_type) },
-      { label: t("campaign.col.source"), value: (i) => (i.source_campaign_id ? `#${i.source_campaign_id}` : t("campaign.no_source")) },
-      { label: t("campaign.col.tags"), value: (i) => i.tags.join(", ") || "–" },
-      { label: t("campaign.col.target"), value: (i) => el("span", { class: "wrap", text: i.interaction_value }) },
-    ] },
-  };
-  async function list(name, page = pages[name]) {
-    pages[name] = page;
-    const spec = LISTS[name], box = document.getElementById(name);
-    try {
-      const body = await TH.api(`/api/clicks/campaigns/${id}/${spec.path}?page=${page}&page_size=20`);
-      if (!body.items.length) TH.state.empty(box, spec.empty);
-      else box.replaceChildren(TH.table(spec.columns, body.items));
-      pager(document.getElementById(`${name}-pager`), body, (p) => list(name, p));
-    } catch (error) { TH.state.error(box, error); }
+  function pagedList(path, boxId, columns, emptyText) {
+    const state = { page: 1 };
+    async function load() {
+      const box = $(boxId), pagerBox = $(`${boxId}-pager`);
+      try {
+        const body = await api(`${base}/${path}?page=${state.page}&page_size=${PAGE_SIZE}`);
+        if (!body.items.length && state.page > 1) { state.page = 1; return load(); }
+        if (!body.items.length) { TH.state.empty(box, emptyText); pagerBox.replaceChildren(); return; }
+        box.replaceChildren(TH.table(columns, body.items));
+        pager(pagerBox, state, body.total, load);
+      } catch (error) { TH.state.error(box, error); }
+    }
+    return load;
   }
+  const tagList = (tags) => (tags.length ? tags.join(", ") : "–");
+  const users = pagedList("users", "users", [
+    { label: t("campaign.col.user"), value: (u) => u.line_id },
+    { label: t("campaign.col.display_name"), value: (u) => u.display_name || "–" },
+    { label: t("campaign.col.source"), value: (u) => sourceName(u.source_campaign_id) },
+    { label: t("campaign.col.clicks"), num: true, value: (u) => fmt.int(u.total_clicks) },
+    { label: t("campaign.col.tags"), value: (u) => el("span", { class: "wrap-text", text: tagList(u.tags) }) },
+    { label: t("campaign.col.last_click"), value: (u) => fmt.when(u.last_clicked_at) },
+  ], t("campaign.no_users"));
+  const interactions = pagedList("interactions", "interactions", [
+    { label: t("campaign.col.time"), value: (i) => fmt.when(i.triggered_at) },
+    { label: t("campaign.col.user"), value: (i) => i.line_id || t("campaign.anonymous") },
+    { label: t("campaign.col.source"), value: (i) => sourceName(i.source_campaign_id) },
+    { label: t("campaign.col.type"), value: (i) => typeName(i.interaction_type) },
+    { label: t("campaign.col.target"), value: (i) => i.interaction_value },
+    { label: t("campaign.col.tags"), value: (i) => tagList(i.tags) },
+  ], t("campaign.no_interactions"));
 
-  function wireWrites() {
-    const edit = document.getElementById("edit-campaign");
-    if (!edit) return;
-    edit.addEventListener("click", () => ClicksForm.open(campaign, () => refresh()));
-    const form = document.getElementById("link-form");
+  // ---------------------------------------------------------------- writers: edit, signed links
+  function writerControls() {
+    const edit = $("edit-campaign");
+    if (edit) edit.addEventListener("click", () => CampaignForm.open(campaign, () => refresh()));
+    const form = $("link-form");
+    if (!form) return;
+    form.elements.type.replaceChildren(...Object.entries(TYPES).map(([value, text]) => el("option", { value, text })));
     TH.form(form, async (data) => {
       const body = { cid: id, to: data.to, src: Number(data.src || 0), type: data.type, tag: data.tag || null };
-      const link = await TH.api("/api/clicks/links", { method: "POST", json: body });
-      const url = link.url.startsWith("/") ? location.origin + link.url : link.url;
-      document.getElementById("link-url").textContent = url;
-      document.getElementById("link-result").hidden = false;
-      const copy = document.getElementById("link-copy");
-      copy.onclick = () => TH.copy(url, copy);
+      if (data.uid) body.uid = data.uid;
+      const link = await api("/api/clicks/links", { method: "POST", json: body });
+      $("link-url").textContent = link.url;
+      $("link-result").hidden = false;
+      const copy = $("link-copy");
+      copy.onclick = () => TH.copy(link.url, copy);
     });
   }
 
+  // ---------------------------------------------------------------- start and refresh
+  function stamp() { $("updated").textContent = t("campaign.updated", { time: fmt.whenShort(new Date().toISOString()) }); }
   async function refresh() {
-    try { show(await TH.api(`/api/clicks/campaigns/${id}`)); }
-    catch (error) { TH.state.error(document.getElementById("campaign-body"), error); document.getElementById("campaign-name").textContent = t("campaign.title"); return false; }
-    return true;
+    try { await loadCampaign(); } catch (error) { TH.toast(t("state.error", { message: error.message }), "error"); return; }
+    await Promise.all([daily(), breakdown(), users(), interactions()]);
+    stamp();
   }
   async function start() {
-    if (!(await refresh())) return;
-    wireWrites();
-    TH.rangePicker(document.getElementById("range"), campaign.business_date, daily);
-    list("users", 1); list("interactions", 1);
-    setInterval(async () => {
-      const before = campaign.clicked_count;
-      if (!(await refresh()) || campaign.clicked_count === before) return;
-      if (range.end >= campaign.business_date) daily();
-      if (pages.users === 1) list("users", 1);
-      if (pages.interactions === 1) list("interactions", 1);
-    }, 10000);
+    const stateBox = $("campaign-state");
+    TH.state.loading(stateBox);
+    try { await loadCampaign(); } catch (error) { TH.state.error(stateBox, error); return; }
+    stateBox.replaceChildren();
+    $("campaign-body").hidden = false;
+    TH.rangePicker($("range"), campaign.business_date, onRange, 14);
+    writerControls();
+    await Promise.all([users(), interactions()]);
+    stamp();
+    setInterval(refresh, REFRESH_MS);
   }
   start();
 })();
