@@ -1,5 +1,6 @@
-// Leads: every group with its figures, updated live over /ws/leads (a group created or
-// deleted elsewhere appears or goes without a reload); writers create groups here.
+// Leads: every group with its figures, live over /ws/leads: figures change in place, a
+// group created elsewhere appears and a deleted one goes, without a reload. Writers create
+// groups here (the form and the one-time activation code are in leads_form.js).
 (() => {
   const { t, fmt, el } = TH;
   const box = document.getElementById("groups");
@@ -7,7 +8,7 @@
   let tbody = null;
 
   const COLUMNS = [
-    { label: t("leads.col.group"), value: (g) => el("a", { href: `/leads/groups/${g.id}`, text: g.remark || `#${g.id}` }) },
+    { label: t("leads.col.group"), key: "remark", value: (g) => el("a", { href: `/leads/groups/${g.id}`, text: g.remark || `#${g.id}` }) },
     { label: t("leads.col.business_date"), key: "business_date", value: (g) => fmt.day(g.business_date) },
     { label: t("leads.col.today"), key: "today_incoming", num: true, value: (g) => fmt.int(g.today_incoming) },
     { label: t("leads.col.total"), key: "total_incoming", num: true, value: (g) => fmt.int(g.total_incoming) },
@@ -17,59 +18,57 @@
     { label: t("leads.col.line"), key: "line_accounts", num: true, value: (g) => fmt.int(g.line_accounts) },
     { label: t("leads.col.line_business"), key: "line_business_accounts", num: true, value: (g) => fmt.int(g.line_business_accounts) },
   ];
-  const rowId = (g) => `group-${g.id}`;
+  const rowId = (id) => `group-${id}`;
 
   function count() {
-    document.getElementById("groups-count").textContent = t("leads.count", { n: fmt.int(groups.size) });
+    document.getElementById("groups-count").textContent = groups.size ? t("leads.count", { n: fmt.int(groups.size) }) : "";
+    if (!groups.size) { tbody = null; TH.state.empty(box, t("leads.empty")); }
   }
-  function upsert(group, { first = false } = {}) {
-    const known = groups.get(group.id);
-    const merged = { ...(known || {}), ...group };
+  function ensureTable() {
+    if (!tbody) { box.replaceChildren(TH.table(COLUMNS, [])); tbody = box.querySelector("tbody"); }
+  }
+  // Put the group's row in place: a known row changes in place (changed cells flash), a
+  // new one goes on top (`fresh`) or at the end (first load, newest first already).
+  function upsert(group, { fresh = false } = {}) {
+    const merged = { ...(groups.get(group.id) || {}), ...group };
     groups.set(group.id, merged);
-    const fresh = TH.tableRow(COLUMNS, merged, { rowId });
-    const old = document.getElementById(rowId(merged));
+    ensureTable();
+    const row = TH.tableRow(COLUMNS, merged, { rowId: (g) => rowId(g.id) });
+    const old = document.getElementById(rowId(merged.id));
     if (old) {
-      fresh.querySelectorAll("td[data-f]").forEach((td) => {
+      row.querySelectorAll("td[data-f]").forEach((td) => {
         const before = old.querySelector(`td[data-f="${td.dataset.f}"]`);
         if (before && before.textContent !== td.textContent) TH.flash(td);
       });
-      old.replaceWith(fresh);
-    } else if (first) {
-      tbody.prepend(fresh); TH.flash(fresh);
+      old.replaceWith(row);
+    } else if (fresh) {
+      tbody.prepend(row); TH.flash(row);
     } else {
-      tbody.append(fresh);
+      tbody.append(row);
     }
     count();
   }
-  async function load() {
-    TH.state.loading(box);
-    try {
-      const items = await TH.all("/api/leads/groups");
-      if (!items.length) { TH.state.empty(box, t("leads.empty")); }
-      else {
-        box.replaceChildren(TH.table(COLUMNS, [], {}));
-        tbody = box.querySelector("tbody");
-        items.forEach((g) => upsert(g));
-      }
-      count();
-    } catch (error) { TH.state.error(box, error); }
+  function remove(groupId) {
+    groups.delete(groupId);
+    const row = document.getElementById(rowId(groupId));
+    if (row) row.remove();
+    count();
   }
-  function ensureTable() {
-    if (!tbody) { box.replaceChildren(TH.table(COLUMNS, [], {})); tbody = box.querySelector("tbody"); }
+  // A group this page has not seen (created elsewhere): read it whole, once.
+  const fetching = new Set();
+  async function arrive(groupId) {
+    if (fetching.has(groupId)) return;
+    fetching.add(groupId);
+    try { upsert(await TH.api(`/api/leads/groups/${groupId}`), { fresh: true }); }
+    catch (error) { if (error.status !== 404) TH.toast(error.message, "error"); }
+    finally { fetching.delete(groupId); }
   }
-  async function onMessage(message) {
-    if (message.type === "group_deleted") {
-      groups.delete(message.group_id);
-      const row = document.getElementById(`group-${message.group_id}`);
-      if (row) row.remove();
-      count();
-    } else if (message.type === "group_stats") {
-      if (groups.has(message.group_id)) { upsert({ id: message.group_id, ...message }); return; }
-      try {  // a group this page has not seen: read it whole
-        const group = await TH.api(`/api/leads/groups/${message.group_id}`);
-        ensureTable(); upsert(group, { first: true });
-      } catch (error) { if (error.status !== 404) TH.toast(error.message, "error"); }
-    }
+
+  function onMessage(message) {
+    if (message.type === "group_deleted") remove(message.group_id);
+    else if (message.type !== "group_stats") return;
+    else if (groups.has(message.group_id)) upsert({ ...message, id: message.group_id });
+    else arrive(message.group_id);
   }
   function liveBadge(on) {
     const badge = document.getElementById("live");
@@ -78,7 +77,15 @@
     badge.className = "live badge " + (on ? "good" : "warn");
   }
 
-  load().then(() => TH.live("/ws/leads", onMessage, liveBadge));
+  async function load() {
+    TH.state.loading(box);
+    try {
+      (await TH.all("/api/leads/groups")).forEach((g) => upsert(g));
+      count();
+      TH.live("/ws/leads", onMessage, liveBadge);
+    } catch (error) { TH.state.error(box, error); }
+  }
+  load();
   const button = document.getElementById("new-group");
-  if (button) button.addEventListener("click", () => LeadsForm.open(null, (g) => { ensureTable(); TH.api(`/api/leads/groups/${g.id}`).then((full) => upsert(full, { first: true })); }));
+  if (button) button.addEventListener("click", () => LeadsForm.open(null, (g) => upsert(g, { fresh: true })));
 })();

@@ -14,6 +14,8 @@ window.LeadsForm = (() => {
   for (const box of [dialog, codeDialog]) {
     box.querySelectorAll("[data-close]").forEach((b) => b.addEventListener("click", () => box.close()));
   }
+  // The code is shown once: gone from the page as soon as its dialog closes.
+  codeDialog.addEventListener("close", () => { document.getElementById("code-value").textContent = ""; });
   function zones(current) {
     const select = form.elements.timezone;
     const browser = Intl.DateTimeFormat().resolvedOptions().timeZone;
