@@ -94,7 +94,9 @@ def test_the_campaign_page_shows_the_apis_figures(page: Page, live_server: LiveS
     )
     expect(page.locator("#users tbody tr")).to_have_count(20)
     pages = -(-summaries // 20)  # one summary per user and source campaign, 20 a page
-    expect(page.locator("#users-pager")).to_contain_text(f"Page 1 of {pages} · {summaries:,} in all")
+    expect(page.locator("#users-pager")).to_contain_text(
+        f"Page 1 of {pages} · {summaries:,} in all"
+    )
     page.locator("#users-pager").get_by_role("button", name="Next").click()
     expect(page.locator("#users-pager")).to_contain_text("Page 2")
     expect(page.locator("#interactions tbody tr")).to_have_count(20)
@@ -122,7 +124,9 @@ def test_a_campaign_created_in_the_form_is_listed(page: Page) -> None:
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_be_hidden()
     row = page.locator("tbody tr", has_text=name)
-    expect(row.locator("td[data-f=hosts]")).to_have_text("a.example.com, b.example.com, *.example.org")
+    expect(row.locator("td[data-f=hosts]")).to_have_text(
+        "a.example.com, b.example.com, *.example.org"
+    )
     expect(row.locator("td[data-f=zone]")).to_have_text("Asia/Tokyo")
     expect(row.locator("td[data-f=total]")).to_have_text("0")
 
@@ -166,6 +170,13 @@ def test_a_signed_link_redirects_and_clicks_show_after_the_refresh(
     expect(log.nth(1)).to_contain_text("Source #42")
     expect(page.locator("#top-tags")).to_contain_text("spring")
     expect(page.locator("#users")).to_contain_text("Uplain")
+
+    page.get_by_role("button", name="Edit campaign").click()
+    dialog = page.locator("#campaign-dialog")
+    expect(dialog.get_by_label("Allowed hosts")).to_have_value("shop.example.com")
+    dialog.get_by_label("Name").fill(f"{campaign['name']} (renamed)")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.locator("h1")).to_have_text(f"{campaign['name']} (renamed)")
 
 
 def test_a_viewer_sees_no_write_control(browser: Browser, base_url: str) -> None:

@@ -37,9 +37,9 @@ window.CampaignForm = (() => {
   function build() {
     form = el("form", { id: "campaign-form", method: "dialog" },
       el("h2", { id: "campaign-dialog-title" }),
-      field("campaign-name", t("campaign.name"), el("input", { id: "campaign-name", name: "name", maxlength: 200, required: true })),
-      field("campaign-hosts", t("campaign.hosts"), el("textarea", { id: "campaign-hosts", name: "allowed_hosts", rows: 3, "aria-describedby": "campaign-hosts-hint" }), t("campaign.hosts_hint")),
-      field("campaign-timezone", t("campaign.timezone"), el("select", { id: "campaign-timezone", name: "timezone", "aria-describedby": "campaign-timezone-hint" }), t("campaign.timezone_hint")),
+      field("campaign-form-name", t("campaign.name"), el("input", { id: "campaign-form-name", name: "name", maxlength: 200, required: true })),
+      field("campaign-form-hosts", t("campaign.hosts"), el("textarea", { id: "campaign-form-hosts", name: "allowed_hosts", rows: 3, "aria-describedby": "campaign-form-hosts-hint" }), t("campaign.hosts_hint")),
+      field("campaign-form-timezone", t("campaign.timezone"), el("select", { id: "campaign-form-timezone", name: "timezone", "aria-describedby": "campaign-form-timezone-hint" }), t("campaign.timezone_hint")),
       el("p", { class: "form-error", role: "alert" }),
       el("div", { class: "form-actions" },
         el("button", { type: "button", text: t("action.cancel"), onclick: () => dialog.close() }),
