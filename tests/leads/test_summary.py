@@ -82,3 +82,36 @@ async def test_no_group_no_figure(harness: Harness) -> None:
         "total_accounts": 0,
         "online_accounts": 0,
     }
+
+
+async def test_yesterday_is_each_groups_own_day_before_its_reset(harness: Harness) -> None:
+    """Two groups whose days began 6 h and 2 h ago: each counts its own yesterday up to
+    its own time into the day; a lead just before yesterday's reset belongs to the day
+    before and counts for neither figure."""
+    admin = await make_user(harness, "admin", Role.admin)
+    now = datetime.now(UTC)
+    tokyo = await make_group(
+        harness, admin, timezone="Asia/Tokyo", reset_time=reset_time_ago("Asia/Tokyo", 6, now)
+    )
+    bangkok = await make_group(
+        harness,
+        admin,
+        timezone="Asia/Bangkok",
+        reset_time=reset_time_ago("Asia/Bangkok", 2, now),
+    )
+    sends = []
+    for group in (tokyo, bangkok):
+        await make_account(harness, group, "acc")
+        yesterday_start = day_start(group, today_of(group, now) - timedelta(days=1))
+        sends += [
+            (group, "before-reset", yesterday_start - timedelta(minutes=1)),
+            (group, "at-1h", yesterday_start + timedelta(hours=1)),
+            (group, "at-3h", yesterday_start + timedelta(hours=3)),
+        ]
+    for group, contact, at in sends:
+        answer = await incoming(harness, group, "acc", contact, incoming_time=at.isoformat())
+        assert answer.status_code == 200, answer.text
+
+    figures = await summary(harness, admin)
+    # Tokyo (6 h into today): 1 h and 3 h in. Bangkok (2 h into today): 1 h in only.
+    assert (figures["yesterday_same_time"], figures["today_incoming"]) == (3, 0)

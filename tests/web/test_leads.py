@@ -245,3 +245,38 @@ def test_both_pages_in_chinese_at_both_widths(
         shoot(page, "leads-group-zh-CN", "#trend-chart .main-svg")
     finally:
         context.close()
+
+
+def test_a_writer_edits_the_group_renews_its_code_and_deletes_an_account_and_the_group(
+    page: Page, live_server: LiveServer, fresh_group: dict[str, Any]
+) -> None:
+    page.on("dialog", lambda confirm: confirm.accept())  # the confirm() before each change
+    sign_in(page, path=f"/leads/groups/{fresh_group['id']}")
+    expect(page.locator("#accounts tbody tr")).to_have_count(1)
+
+    page.get_by_role("button", name="Edit group").click()
+    form = page.locator("#group-dialog")
+    expect(form.get_by_label("Name")).to_have_value(fresh_group["remark"])
+    expect(form.get_by_label("Time zone")).to_have_value(fresh_group["timezone"])
+    renamed = unique("Renamed")
+    form.get_by_label("Name").fill(renamed)
+    form.get_by_label("Duplicate check").select_option(label="Across all groups")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("h1")).to_have_text(renamed)
+    expect(page.locator("#group-settings")).to_contain_text("duplicate check: Across all groups")
+
+    page.get_by_role("button", name="New activation code").click()
+    expect(page.locator("#code-dialog")).to_be_visible()
+    code = page.locator("#code-value").inner_text()
+    assert code and code != fresh_group["activation_code"]
+    with live_server.client() as api:
+        assert api.get(f"/api/leads/groups/{fresh_group['id']}").json()["activation_code"] == code
+    page.locator("#code-dialog").get_by_role("button", name="Close").click()
+
+    page.get_by_role("button", name="Delete account Front desk").click()
+    expect(page.locator("#accounts")).to_have_text("No accounts reported yet.")
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_url("**/leads")
+    expect(page.locator("#groups tbody tr").first).to_be_visible()
+    expect(page.get_by_role("link", name=renamed)).to_have_count(0)

@@ -281,7 +281,15 @@ async def create_group(
     return out
 
 
-@admin.get("/summary", summary="Today's figures over the groups you may see (the overview)")
+@admin.get(
+    "/summary",
+    summary="Today's figures over the groups you may see (the overview)",
+    description="`today_incoming` and `today_duplicates` add each group's daily row for its"
+    " own today (its time zone and reset time). `yesterday_same_time` counts, from the"
+    " incoming log, each group's leads of its previous business day that arrived no later"
+    " into that day than now is into today. Accounts are those of the same groups. Operators"
+    " see only their own groups.",
+)
 async def leads_summary(session: Session, principal: CurrentUser) -> schemas.LeadsSummary:
     return await service.summary(session, principal)
 

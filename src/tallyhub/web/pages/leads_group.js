@@ -163,7 +163,11 @@
   function wireActions() {
     const edit = document.getElementById("edit-group");
     if (!edit) return;
-    edit.addEventListener("click", () => LeadsForm.open(group, (g) => showGroup(Object.assign(group, g))));
+    edit.addEventListener("click", () => LeadsForm.open(group, (g) => {
+      const day = group.business_date;
+      showGroup(Object.assign(group, g));
+      if (g.business_date !== day) TH.rangePicker(document.getElementById("range"), g.business_date, trend);  // a new zone or reset time
+    }));
     document.getElementById("new-code").addEventListener("click", async () => {
       if (!confirm(t("group.confirm_new_code"))) return;
       try {
