@@ -100,6 +100,7 @@
         pager(pagerBox, state, body.total, load);
       } catch (error) { TH.state.error(box, error); }
     }
+    load.state = state;
     return load;
   }
   const tagList = (tags) => (tags.length ? tags.join(", ") : "–");
@@ -123,7 +124,7 @@
   // ---------------------------------------------------------------- writers: edit, signed links
   function writerControls() {
     const edit = $("edit-campaign");
-    if (edit) edit.addEventListener("click", () => CampaignForm.open(campaign, () => refresh()));
+    if (edit) edit.addEventListener("click", () => CampaignForm.open(campaign, () => loadCampaign().catch((error) => TH.toast(t("state.error", { message: error.message }), "error"))));
     const form = $("link-form");
     if (!form) return;
     form.elements.type.replaceChildren(...Object.entries(TYPES).map(([value, text]) => el("option", { value, text })));
@@ -140,9 +141,15 @@
 
   // ---------------------------------------------------------------- start and refresh
   function stamp() { $("updated").textContent = t("campaign.updated", { time: fmt.whenShort(new Date().toISOString()) }); }
+  // Every 10 s: the campaign's figures; the rest is read again only when clicks came in,
+  // and a list only on its first page (a later page would shift under the reader's eyes).
   async function refresh() {
+    const before = campaign.clicked_count;
     try { await loadCampaign(); } catch (error) { TH.toast(t("state.error", { message: error.message }), "error"); return; }
-    await Promise.all([daily(), breakdown(), users(), interactions()]);
+    if (campaign.clicked_count !== before) {
+      const lists = [users, interactions].filter((load) => load.state.page === 1);
+      await Promise.all([daily(), breakdown(), ...lists.map((load) => load())]);
+    }
     stamp();
   }
   async function start() {
