@@ -106,7 +106,7 @@ async def test_the_daily_series_is_a_complete_range(harness: Harness) -> None:
     backwards = await harness.client.get(
         path, params={"from": today.isoformat(), "to": start.isoformat()}, headers=admin
     )
-    assert backwards.status_code == 400
+    assert backwards.status_code == 422
     assert backwards.json()["error"] == {
         "code": "bad_day_range",
         "message": f"from ({today}) is after to ({start})",
@@ -114,7 +114,7 @@ async def test_the_daily_series_is_a_complete_range(harness: Harness) -> None:
     # `to` left out is the campaign's today, so a `from` after it is refused too.
     tomorrow = (today + timedelta(days=1)).isoformat()
     future = await harness.client.get(path, params={"from": tomorrow}, headers=admin)
-    assert future.status_code == 400 and f"from ({tomorrow}) is after to" in future.text
+    assert future.status_code == 422 and f"from ({tomorrow}) is after to" in future.text
 
     longest = await get(
         harness, admin, path, **{"from": (today - timedelta(days=3659)).isoformat()}
@@ -123,7 +123,7 @@ async def test_the_daily_series_is_a_complete_range(harness: Harness) -> None:
     too_long = await harness.client.get(
         path, params={"from": (today - timedelta(days=3660)).isoformat()}, headers=admin
     )
-    assert too_long.status_code == 400
+    assert too_long.status_code == 422
     assert too_long.json()["error"]["message"] == (
         "from..to spans 3661 days; at most 3660 days at once"
     )
@@ -256,4 +256,4 @@ async def test_a_breakdown_lists_the_top_ten_and_sums_the_rest(harness: Harness)
     backwards = await harness.client.get(
         path, params={"from": "2026-02-02", "to": "2026-02-01"}, headers=admin
     )
-    assert backwards.status_code == 400 and backwards.json()["error"]["code"] == "bad_day_range"
+    assert backwards.status_code == 422 and backwards.json()["error"]["code"] == "bad_day_range"

@@ -27,7 +27,7 @@ EXPECTED = [
     ("post", "/api/leads/groups", {"401", "403", "413", "422", "503"}),
     ("delete", "/api/leads/groups/{group_id}", {"401", "403", "404", "422", "503"}),
     ("post", "/api/clicks/links", {"400", "401", "403", "404", "413", "422", "503"}),
-    ("get", "/api/clicks/campaigns/{campaign_id}/daily", {"400", "401", "404", "422", "503"}),
+    ("get", "/api/clicks/campaigns/{campaign_id}/daily", {"401", "404", "422", "503"}),
     # admin only, and a run that may find its slot taken: 409
     ("post", "/api/jobs/{name}/run", {"401", "403", "404", "409", "422", "503"}),
     # sign-in and the desktop client's activation code are rate-limited: 429

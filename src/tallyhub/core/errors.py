@@ -36,6 +36,13 @@ class NotFound(DomainError):
     status, code = 404, "not_found"
 
 
+class BadDayRange(DomainError):
+    """A `from`..`to` the caller must change (backwards, or too long); the message names
+    the parameter."""
+
+    status, code = 422, "bad_day_range"
+
+
 class Conflict(DomainError):
     status, code = 409, "conflict"
 

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tallyhub.core import metrics
 from tallyhub.core.db import Database, backoff, is_retryable
-from tallyhub.core.errors import BadRequest, DomainError
+from tallyhub.core.errors import BadDayRange, DomainError
 from tallyhub.core.pagination import MAX_PAGE, MAX_PAGE_SIZE, PAGE_SIZE, PageParams
 
 log = structlog.get_logger(__name__)
@@ -378,7 +378,7 @@ def _day_range(
     end: Annotated[date | None, Query(alias="to", description="Last day (YYYY-MM-DD)")] = None,
 ) -> DayRange:
     if start and end and start > end:
-        raise BadRequest(f"from ({start}) is after to ({end})", code="bad_day_range")
+        raise BadDayRange(f"from ({start}) is after to ({end})")
     return DayRange(start=start, end=end)
 
 

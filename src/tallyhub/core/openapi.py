@@ -72,7 +72,7 @@ def document_errors(app: FastAPI, answers: Answers) -> None:
     what `answers` says of its endpoint or any dependency it uses (an auth dependency →
     401/403, a rate-limited one → 429, …), plus what the route declares in `responses`."""
     build = app.openapi
-    answers = {dependency_of(Days): (400,), **answers}
+    answers = {dependency_of(Days): (422,), **answers}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

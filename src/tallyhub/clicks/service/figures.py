@@ -17,7 +17,7 @@ from tallyhub.clicks.service.tracking import normalize_tags
 from tallyhub.core.auth import Principal
 from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date, day_start
-from tallyhub.core.errors import BadRequest
+from tallyhub.core.errors import BadDayRange
 
 MAX_DAYS = 3660
 TOP = 10
@@ -96,11 +96,10 @@ async def _unique_users_today(session: AsyncSession, campaigns: Sequence[Campaig
 def _days(start: date, end: date) -> list[date]:
     """Every day of `start`..`end`; a backwards or over-long range is refused by name."""
     if start > end:
-        raise BadRequest(f"from ({start}) is after to ({end})", code="bad_day_range")
+        raise BadDayRange(f"from ({start}) is after to ({end})")
     if (end - start).days >= MAX_DAYS:
-        raise BadRequest(
-            f"from..to spans {(end - start).days + 1} days; at most {MAX_DAYS} days at once",
-            code="bad_day_range",
+        raise BadDayRange(
+            f"from..to spans {(end - start).days + 1} days; at most {MAX_DAYS} days at once"
         )
     return [start + timedelta(days=n) for n in range((end - start).days + 1)]
 
