@@ -21,6 +21,7 @@ from tallyhub.core.http import Paging, Session, TransactionalRoute, read_only_se
 from tallyhub.core.jobs.celery_runner import send_queued_run
 from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
+from tallyhub.core.jobs.schedule import ScheduleOut, describe
 from tallyhub.core.pagination import Page, page_of, paginate
 from tallyhub.core.runtime import Runtime
 from tallyhub.core.validation import ShortText
@@ -30,7 +31,10 @@ log = structlog.get_logger(__name__)
 
 class JobOut(BaseModel):
     name: str
-    schedule: str = Field(description='The cron expression, or "every N s"')
+    schedule: str = Field(description='The cron expression, or "every N s" (for scripts)')
+    schedule_parts: ScheduleOut = Field(
+        description="The schedule as parts to say in words (in `timezone`)"
+    )
     every_seconds: int | None = Field(description="An interval job's period")
     cron: str | None = Field(description="A cron job's expression (minute hour day month dow)")
     timezone: str = Field(description="The zone a cron expression is read in (IANA name)")
@@ -96,6 +100,7 @@ async def list_jobs(
         JobOut(
             name=spec.name,
             schedule=spec.schedule,
+            schedule_parts=describe(spec),
             every_seconds=spec.every_seconds,
             cron=spec.cron,
             timezone=tz,
