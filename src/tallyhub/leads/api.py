@@ -14,6 +14,7 @@ from pydantic import StringConstraints, ValidationError
 from tallyhub.core import recalibration
 from tallyhub.core.auth import (
     CurrentUser,
+    Principal,
     WriterUser,
 )
 from tallyhub.core.batching import BatchWriter, WriterSaturated, WriterStopped
@@ -294,6 +295,16 @@ async def leads_summary(session: Session, principal: CurrentUser) -> schemas.Lea
     return await service.summary(session, principal)
 
 
+def _shown(
+    principal: Principal, groups: list[schemas.GroupWithStats]
+) -> list[schemas.GroupWithStats]:
+    """The groups as this user may see them: a read-only user gets no activation code (it
+    would let them post leads as the group's desktop client)."""
+    if principal.can_write:
+        return groups
+    return [g.model_copy(update={"activation_code": None}) for g in groups]
+
+
 @admin.get("/groups", summary="Groups with their figures, newest first (from stats rows)")
 async def list_groups(
     session: Session,
@@ -303,7 +314,7 @@ async def list_groups(
     is_active: bool | None = None,
 ) -> Page[schemas.GroupWithStats]:
     items, total = await service.list_groups(session, principal, paging, search, is_active)
-    return page_of(items, total, paging)
+    return page_of(_shown(principal, items), total, paging)
 
 
 @admin.get("/groups/{group_id}", summary="One group with its figures")
@@ -311,7 +322,7 @@ async def get_group(
     session: Session, principal: CurrentUser, group_id: PathId
 ) -> schemas.GroupWithStats:
     group = await service.get_group(session, principal, group_id)
-    (out,) = await service.with_stats(session, [group])
+    (out,) = _shown(principal, await service.with_stats(session, [group]))
     return out
 
 

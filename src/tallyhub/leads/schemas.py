@@ -62,7 +62,9 @@ class Group(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    activation_code: str
+    activation_code: str | None = Field(
+        description="The desktop client's credential; null for read-only users (viewers)"
+    )
     remark: str
     description: str
     is_active: bool
