@@ -119,4 +119,7 @@ async def _keep_an_admin(
         select(User.id).where(User.role == Role.admin, User.is_active.is_(True)).with_for_update()
     )
     if len(list(admins)) <= 1:
-        raise Conflict("this is the last active admin", code="last_admin")
+        raise Conflict(
+            f"{user.username} is the last active admin; make another user admin first",
+            code="last_admin",
+        )
