@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tallyhub.core.auth import Principal
 from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import business_date, parse_reset_time
-from tallyhub.core.errors import DomainError, NotFound
+from tallyhub.core.errors import BadDayRange, NotFound
 from tallyhub.core.pagination import PageParams
 from tallyhub.leads import schemas
 from tallyhub.leads.models import Group, GroupDailyStats, GroupStats, IncomingLog
@@ -206,12 +206,6 @@ async def rotate_activation_code(
 
 
 MAX_DAILY_DAYS = 3660
-
-
-class BadDayRange(DomainError):
-    """A `from`..`to` the caller must change; the message names the parameter."""
-
-    status, code = 422, "bad_day_range"
 
 
 async def _first_day(session: AsyncSession, group: Group) -> date | None:
