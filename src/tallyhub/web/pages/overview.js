@@ -42,8 +42,32 @@
     show("tile-failed-runs", fmt.int(page.total), t("overview.last_24h"), page.total ? "down" : "");
   }
 
+  // The busiest groups and campaigns today, from the same lists their pages read.
+  async function busiest(boxId, path, columns, today) {
+    const box = document.getElementById(boxId);
+    try {
+      const items = (await TH.all(path)).sort((a, b) => today(b) - today(a)).slice(0, 8);
+      if (!items.length) TH.state.empty(box);
+      else box.replaceChildren(TH.table(columns, items));
+    } catch (error) { TH.state.error(box, error); }
+  }
+  const GROUPS = [
+    { label: t("leads.col.group"), value: (g) => TH.el("a", { href: `/leads/groups/${g.id}`, text: g.remark || `#${g.id}` }) },
+    { label: t("leads.col.today"), num: true, value: (g) => fmt.int(g.today_incoming) },
+    { label: t("leads.col.duplicate_rate"), num: true, value: (g) => fmt.ratio(g.duplicate_incoming, g.total_incoming) },
+    { label: t("leads.col.online"), num: true, value: (g) => `${fmt.int(g.online_accounts)} / ${fmt.int(g.total_accounts)}` },
+  ];
+  const CAMPAIGNS = [
+    { label: t("overview.campaign"), value: (c) => TH.el("a", { href: `/clicks/campaigns/${c.id}`, text: c.name }) },
+    { label: t("clicks.col.today"), num: true, value: (c) => fmt.int(c.today_clicks) },
+    { label: t("clicks.col.total"), num: true, value: (c) => fmt.int(c.clicked_count) },
+    { label: t("clicks.col.unique_users"), num: true, value: (c) => fmt.int(c.unique_users) },
+  ];
+
   async function refresh() {
     await Promise.all([
+      busiest("groups-today", "/api/leads/groups", GROUPS, (g) => g.today_incoming),
+      busiest("campaigns-today", "/api/clicks/campaigns", CAMPAIGNS, (c) => c.today_clicks),
       leads().catch((e) => failed(["tile-leads-today", "tile-duplicate-rate", "tile-accounts"], e)),
       clicks().catch((e) => failed(["tile-clicks-today"], e)),
       jobs().catch((e) => failed(["tile-failed-runs"], e)),
