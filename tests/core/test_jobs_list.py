@@ -4,6 +4,8 @@ fields) with the zone it is read in; the cron expression stays for scripts."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -104,3 +106,21 @@ async def test_the_job_list_is_a_page(harness: Harness, register: Register) -> N
     assert (beyond.json()["items"], beyond.json()["total"]) == ([], whole["total"])
     too_big = await harness.client.get("/api/jobs", params={"page_size": 201}, headers=viewer)
     assert too_big.status_code == 422 and "page_size" in too_big.text
+
+
+async def test_a_runs_duration_is_its_own_span(harness: Harness, register: Register) -> None:  # noqa: F811
+    @register("test.slow", cron="0 * * * *")
+    async def slow(runtime: Runtime) -> dict[str, Any]:
+        await asyncio.sleep(0.03)
+        return {"rows": 1}
+
+    admin = await make_user(harness, "admin", Role.admin)
+    ran = await harness.client.post("/api/jobs/test.slow/run", headers=admin)
+    assert ran.status_code == 200, ran.text
+    listed = await harness.client.get("/api/jobs/runs", params={"job": "test.slow"}, headers=admin)
+    for run in (ran.json(), listed.json()["items"][0]):
+        span = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(
+            run["started_at"]
+        )
+        assert run["duration_ms"] >= 30
+        assert abs(run["duration_ms"] - span / timedelta(milliseconds=1)) <= 1, run

@@ -61,7 +61,11 @@ class JobRunOut(BaseModel):
     )
     started_at: datetime = Field(description="When its attempt started (queued: when queued)")
     finished_at: datetime | None
-    duration_ms: int | None
+    duration_ms: int | None = Field(
+        description="finished_at - started_at in ms, once an attempt ran to its end "
+        "(succeeded or failed); null while it runs, and for interrupted or abandoned runs, "
+        "whose end was not seen"
+    )
     error: str | None
     counts: dict[str, Any] | None = Field(
         description="What the job reports it did; null for operators (it covers every tenant)"
