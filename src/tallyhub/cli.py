@@ -3,26 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import functools
 import os
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import structlog
 import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub import migrate
-from tallyhub.core.auth import Role, create_user
+from tallyhub.core.auth import Role, User, create_user
 from tallyhub.core.config import CoreSettings
+from tallyhub.core.db import Database
 from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Runtime
 from tallyhub.domains import register_jobs
 from tallyhub.settings import get_settings, serving_defaults
+
+if TYPE_CHECKING:
+    from tallyhub.core.instance import DeferredMigration
 
 T = TypeVar("T")
 
@@ -36,7 +47,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(demo_app, name="demo")
 
-console = Console()
+# Soft wrap: a line piped to a file or a log stays one line, however long.
+console = Console(soft_wrap=True)
+log = structlog.get_logger(__name__)
 
 
 def _settings() -> CoreSettings:
@@ -78,30 +91,22 @@ def serve(
 ) -> None:
     """Migrate, then serve the API, the dashboard and (by default) the embedded scheduler.
 
-    A database that does not answer never makes it exit. If this host last saw it at the
-    schema this code needs, serving starts at once (clicks redirect from the campaign
-    snapshot and spool; /readyz says 503) and the migration runs once the database
-    answers; otherwise it waits for the database, retrying with a log line each time."""
-    from alembic.script import ScriptDirectory
-
-    from tallyhub.core.instance import migrate_or_defer
-
+    The port is taken first: if it is in use, one line says so and the exit status is 1,
+    before anything else starts. A database that does not answer never makes it exit. If
+    this host last saw it at the schema this code needs, serving starts at once (clicks
+    redirect from the campaign snapshot and spool; /readyz says 503) and the migration
+    runs once the database answers; otherwise it waits for the database, retrying with a
+    log line each time. The address is printed once requests are being answered."""
     settings = _settings()
-    json_logs = settings.log_json if settings.log_json is not None else settings.env == "production"
-    configure_logging(json=json_logs)
-    deferred = None
-    if migrate_first:
-        url = settings.database_url
-        head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
-        deferred = migrate_or_defer(lambda: migrate.upgrade(url), url, settings.var_dir, head or "")
-    host, port = host or settings.host, port or settings.port
+    configure_logging(json=_json_logs(settings))
+    host = host or settings.host
+    port = settings.port if port is None else port
+    listener = _listen(host, port)
+    port = listener.getsockname()[1]  # the one chosen, for --port 0
+    deferred = _migrate(settings) if migrate_first else None
+    demo = settings.env != "production" and _demo_user_exists(settings)
     os.environ.update(serving_defaults(settings, workers))  # read by the worker processes
-    console.print(
-        f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs"
-    )
-    console.print(f"scheduler [bold]{settings.scheduler}[/]: {SCHEDULER_MODES[settings.scheduler]}")
-    if settings.env != "production":
-        console.print("demo login (after `tallyhub demo seed`): [bold]demo[/] / [bold]demo[/]")
+    announce = functools.partial(_announce, settings, host, port, demo)
     config = uvicorn.Config(
         "tallyhub.app:create_app",
         factory=True,
@@ -109,20 +114,128 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
-        access_log=False,
+        access_log=False,  # ours is core.http's, one structlog line per request
         server_header=False,  # no "server: uvicorn" to advertise (or to write on every answer)
     )
     try:
         if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
             from uvicorn.supervisors import Multiprocess
 
+            listener.close()  # each worker binds its own (see _ReusePortListener)
+            _announce_when_connectable(host, port, announce)
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             Multiprocess(config, sockets=[_ReusePortListener(family, (host, port))]).run()
         else:
-            uvicorn.Server(config).run()
+            _AnnouncingServer(config, announce).run(sockets=[listener])
     finally:
+        listener.close()
         if deferred is not None:
             deferred.stop()  # a migration still waiting for the database
+
+
+def _json_logs(settings: CoreSettings) -> bool:
+    return settings.log_json if settings.log_json is not None else settings.env == "production"
+
+
+def _migrate(settings: CoreSettings) -> DeferredMigration | None:
+    from alembic.script import ScriptDirectory
+
+    from tallyhub.core.instance import migrate_or_defer
+
+    url = settings.database_url
+    head = ScriptDirectory.from_config(migrate.alembic_config(url)).get_current_head()
+    return migrate_or_defer(lambda: migrate.upgrade(url), url, settings.var_dir, head or "")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, before anything else starts; if it cannot be had,
+    one line on stderr that says why and what to change, and exit status 1."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # taken now: a second bind with SO_REUSEADDR is refused
+    except OSError as error:
+        sock.close()
+        typer.echo(_cannot_listen(host, port, error), err=True)
+        raise typer.Exit(1) from None
+    return sock
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; set TALLYHUB_PORT or pass --port"
+    if error.errno == errno.EACCES:
+        return (
+            f"port {port} on {host} needs more privileges (below 1024: root); "
+            "set TALLYHUB_PORT or pass --port"
+        )
+    reason = error.strerror or str(error)
+    return (
+        f"cannot listen on {host}:{port}: {reason}; "
+        "set TALLYHUB_HOST and TALLYHUB_PORT or pass --host and --port"
+    )
+
+
+def _demo_user_exists(settings: CoreSettings) -> bool:
+    """Whether the demo user is there to sign in with; no when the database cannot be read
+    now (serving does not wait for it)."""
+
+    async def look() -> bool:
+        db = Database(settings.database_url)
+        try:
+            async with asyncio.timeout(5), db.transaction(readonly=True) as session:
+                found = await session.scalar(select(User.id).where(User.username == "demo"))
+                return found is not None
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(look())
+    except (OSError, TimeoutError, SQLAlchemyError) as error:
+        log.info("serve.demo_login_unknown", reason=repr(error)[:200])
+        return False
+
+
+def _announce(settings: CoreSettings, host: str, port: int, demo: bool) -> None:
+    console.print(
+        f"TallyHub on [bold]http://{host}:{port}/[/]  ·  API docs http://{host}:{port}/docs"
+    )
+    console.print(f"scheduler [bold]{settings.scheduler}[/]: {SCHEDULER_MODES[settings.scheduler]}")
+    if demo:
+        console.print("demo login: [bold]demo[/] / [bold]demo[/]")
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `announce` once it answers requests (its lifespan, with
+    the scheduler, has started and it accepts on its sockets)."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.announce()
+
+
+def _announce_when_connectable(host: str, port: int, announce: Callable[[], None]) -> None:
+    """For `--workers N`, whose workers start in processes of their own: `announce` once
+    one of them accepts connections (a worker listens only once its start-up is done)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+    def wait() -> None:
+        while True:
+            try:
+                with socket.create_connection((target, port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        announce()
+
+    threading.Thread(target=wait, name="announce", daemon=True).start()
 
 
 class _ReusePortListener(socket.socket):
@@ -163,8 +276,7 @@ def _celery(settings: CoreSettings, loglevel: str) -> Any:
     from tallyhub.core.jobs.celery_runner import celery_app
 
     register_jobs()
-    json = settings.log_json if settings.log_json is not None else settings.env == "production"
-    configure_logging(json=json, level=loglevel)
+    configure_logging(json=_json_logs(settings), level=loglevel)
     return celery_app(settings)
 
 

@@ -53,6 +53,11 @@ class HttpSettings(BaseModel):
     max_body_bytes_by_path: dict[str, int] = Field(
         default_factory=lambda: {"/api/client/incoming/batch": 8 * 1024 * 1024}
     )
+    # One info line per request (method, path, status, duration_ms); the query string is
+    # never logged (a WebSocket's sign-in token travels in it). The hot paths (/__track,
+    # the desktop client's incoming lead) are left out unless access_log_hot_paths.
+    access_log: bool = True
+    access_log_hot_paths: bool = False
 
 
 class CoreSettings(BaseSettings):

@@ -5,10 +5,12 @@ documents; the query parameters of pages and day ranges.
 `TransactionalRoute` wraps every endpoint of a router: it opens the session, runs the
 endpoint, commits before the response leaves, and retries the whole request on a deadlock
 or serialization failure. Endpoints get the session through the `Session` dependency.
+`HotPathsApp` is the front door: hot paths, body limits, the access log.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tallyhub.core import metrics
+from tallyhub.core.config import CoreSettings, HttpSettings
 from tallyhub.core.db import Database, backoff, is_retryable
 from tallyhub.core.errors import BadDayRange, DomainError
 from tallyhub.core.pagination import MAX_PAGE, MAX_PAGE_SIZE, PAGE_SIZE, PageParams
@@ -252,12 +255,14 @@ class HotPathsApp(FastAPI):
     work. Everything else is served as usual (keep a FastAPI or Starlette route for the
     same path, so /docs describes it and other methods get 405). A hot endpoint answers
     its own errors. The front door also holds request bodies to `body_limits`, for hot
-    paths and the rest alike."""
+    paths and the rest alike, and writes the access log (`HttpSettings.access_log`): the
+    hot paths only when `access_log_hot_paths` asks, so that they cost nothing more."""
 
     def __init__(self, *args: Any, body_limits: BodyLimits | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hot_paths: dict[tuple[str, str], ASGIApp] = {}
         self.body_limits = body_limits or BodyLimits()
+        self._dispatch: ASGIApp = self._first_call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in _BODILESS:
@@ -265,14 +270,68 @@ class HotPathsApp(FastAPI):
         else:
             await self._dispatch(scope, receive, send)
 
-    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            endpoint = self.hot_paths.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                scope["app"] = self  # as Starlette sets it: `request.app` finds the runtime
-                await endpoint(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+    async def _first_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Build the dispatcher once the app is complete (its hot paths registered, the
+        runtime with its settings in `state`), then use it from now on."""
+        self._dispatch = self._dispatcher(_http_settings(self))
+        await self._dispatch(scope, receive, send)
+
+    def _dispatcher(self, settings: HttpSettings) -> ASGIApp:
+        rest: ASGIApp = super().__call__
+        hot = dict(self.hot_paths)
+        if settings.access_log:
+            rest = access_logged(rest)
+            if settings.access_log_hot_paths:
+                hot = {key: access_logged(endpoint) for key, endpoint in hot.items()}
+
+        async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                endpoint = hot.get((scope["method"], scope["path"]))
+                if endpoint is not None:
+                    scope["app"] = self  # as Starlette sets it: `request.app` finds the runtime
+                    await endpoint(scope, receive, send)
+                    return
+            await rest(scope, receive, send)
+
+        return dispatch
+
+
+def _http_settings(app: FastAPI) -> HttpSettings:
+    runtime = getattr(app.state, "runtime", None)
+    settings = getattr(runtime, "settings", None)
+    return settings.http if isinstance(settings, CoreSettings) else HttpSettings()
+
+
+def access_logged(app: ASGIApp) -> ASGIApp:
+    """`app`, writing one info line per HTTP request it answers: method, path, status and
+    duration in ms. The path only: a query string may carry a token (a WebSocket's sign-in
+    goes there) or a person's id. A request whose answer never started is logged as 500."""
+
+    async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, watched)
+        finally:
+            log.info(
+                "http.request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+    return logged
 
 
 def plain_endpoint(handler: HotHandler) -> ASGIApp:
