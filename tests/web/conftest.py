@@ -142,11 +142,20 @@ def sign_in(page: Page, username: str = "demo", password: str = "demo", path: st
 
 
 def context_for(
-    browser: Browser, base_url: str, username: str = "demo", password: str = "demo", **args: Any
+    browser: Browser,
+    base_url: str,
+    username: str = "demo",
+    password: str = "demo",
+    *,
+    language: str | None = None,
+    **args: Any,
 ) -> BrowserContext:
-    """A new signed-in browser context (its own cookies)."""
-    options = {"locale": "en-US", "timezone_id": "Asia/Shanghai", **args}
+    """A new signed-in browser context (its own cookies); with `language`, a browser of
+    that locale whose switch chose it."""
+    options = {"locale": language or "en-US", "timezone_id": "Asia/Shanghai", **args}
     context = browser.new_context(base_url=base_url, **options)
+    if language:
+        context.add_cookies([{"name": "tallyhub_lang", "value": language, "url": base_url}])
     sign_in(context.new_page(), username, password)
     return context
 

@@ -206,8 +206,7 @@ def test_an_unknown_campaign_is_said_in_words(page: Page) -> None:
 def test_the_pages_in_chinese(browser: Browser, base_url: str, live_server: LiveServer) -> None:
     with live_server.client() as api:
         demo = demo_campaign(api)
-    context = context_for(browser, base_url, locale="zh-CN")
-    context.add_cookies([{"name": "tallyhub_lang", "value": "zh-CN", "url": base_url}])
+    context = context_for(browser, base_url, language="zh-CN")
     try:
         page = context.new_page()
         page.goto("/clicks")

@@ -112,8 +112,7 @@ def test_the_failed_runs_link_presets_the_filter(page: Page) -> None:
 
 
 def test_the_jobs_page_in_chinese(browser: Browser, base_url: str) -> None:
-    context = context_for(browser, base_url, locale="zh-CN", viewport=WIDE)
-    context.add_cookies([{"name": "tallyhub_lang", "value": "zh-CN", "url": base_url}])
+    context = context_for(browser, base_url, language="zh-CN", viewport=WIDE)
     try:
         page = context.new_page()
         page.goto("/jobs")

@@ -228,8 +228,7 @@ def test_both_pages_in_chinese_at_both_widths(
 ) -> None:
     with live_server.client() as api:
         group = demo_group(api)
-    context = context_for(browser, base_url, locale="zh-CN")
-    context.add_cookies([{"name": "tallyhub_lang", "value": "zh-CN", "url": base_url}])
+    context = context_for(browser, base_url, language="zh-CN")
     try:
         page = context.new_page()
         page.goto("/leads")

@@ -46,8 +46,7 @@ def test_each_tile_shows_what_its_api_says(page: Page, live_server: LiveServer) 
 def test_the_overview_in_chinese_uses_chinese_labels_and_formats(
     browser: Browser, base_url: str, live_server: LiveServer
 ) -> None:
-    context = context_for(browser, base_url, locale="zh-CN")
-    context.add_cookies([{"name": "tallyhub_lang", "value": "zh-CN", "url": base_url}])
+    context = context_for(browser, base_url, language="zh-CN")
     try:
         page = context.new_page()
         page.goto("/")

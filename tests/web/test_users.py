@@ -106,8 +106,7 @@ def test_a_viewer_gets_the_403_page(browser: Browser, base_url: str) -> None:
 
 
 def test_the_users_page_in_chinese(browser: Browser, base_url: str) -> None:
-    context = context_for(browser, base_url, locale="zh-CN", viewport=WIDE)
-    context.add_cookies([{"name": "tallyhub_lang", "value": "zh-CN", "url": base_url}])
+    context = context_for(browser, base_url, language="zh-CN", viewport=WIDE)
     try:
         page = context.new_page()
         page.goto("/users")
