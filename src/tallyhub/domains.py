@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from tallyhub import clicks, leads
 from tallyhub.core.domain import Domain
+from tallyhub.core.jobs.housekeeping import CORE_JOBS
 from tallyhub.core.jobs.registry import REGISTRY
-from tallyhub.core.jobs.runner import CORE_JOBS
 
 DOMAINS: tuple[Domain, ...] = (
     leads.DOMAIN,

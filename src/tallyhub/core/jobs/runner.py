@@ -1,5 +1,5 @@
-"""Running jobs: slots claimed once, leases renewed while a run lasts, run history, the
-embedded scheduler, and the core jobs that prune and recover runs."""
+"""Running jobs: slots claimed once, leases renewed while a run lasts, the run history
+(its table in models.py) and the embedded scheduler."""
 
 from __future__ import annotations
 
@@ -18,55 +18,24 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import (
-    JSON,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    delete,
     func,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
 from tallyhub.core import metrics
-from tallyhub.core.columns import Base, UTCDateTime, utcnow
+from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import zone
 from tallyhub.core.errors import NotFound
-from tallyhub.core.jobs.registry import REGISTRY, JobSpec, job
+from tallyhub.core.jobs.models import JobRun
+from tallyhub.core.jobs.registry import REGISTRY, JobSpec
 from tallyhub.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-
-
-class JobRun(Base):
-    __tablename__ = "job_runs"
-    __table_args__ = (
-        UniqueConstraint("job_name", "scheduled_for"),
-        # The run history, newest first: of every job, and of one.
-        Index("ix_job_runs_started_at", "started_at"),
-        Index("ix_job_runs_job_name_started_at", "job_name", "started_at"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    job_name: Mapped[str] = mapped_column(String(100))
-    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
-    trigger: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    duration_ms: Mapped[int | None] = mapped_column(Integer)
-    error: Mapped[str | None] = mapped_column(Text)
-    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the lease, renewed
-    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -540,39 +509,6 @@ class JobRunner:
                 task.cancel()
             if self._active:
                 await asyncio.wait(list(self._active), timeout=10)
-
-
-@job(
-    "core.prune_job_runs",
-    cron="15 4 * * *",
-    description="Delete finished job runs older than the kept history",
-)
-async def prune_job_runs(runtime: Runtime) -> dict[str, Any]:
-    """Interval jobs (the click spool replay runs every 10 s) add thousands of rows a day."""
-    cutoff = utcnow() - timedelta(days=runtime.settings.job_history_days)
-
-    async def prune(session: Any) -> int:
-        result = await session.execute(
-            delete(JobRun).where(JobRun.started_at < cutoff, JobRun.status != "running")
-        )
-        return int(result.rowcount or 0)
-
-    return {"deleted": await runtime.db.run(prune)}
-
-
-@job(
-    "core.recover_runs",
-    every_seconds=30,
-    description="Run again the latest slots whose process stopped; mark older ones abandoned",
-)
-async def recover_runs(runtime: Runtime) -> dict[str, Any]:
-    """A process killed mid-run leaves its slot held until the lease lapses; one stopped
-    at shutdown frees it at once. Either way some runner, this one or another process's,
-    picks it up here within 30 s of that."""
-    return await JobRunner(runtime).recover()
-
-
-CORE_JOBS = (prune_job_runs, recover_runs)
 
 
 def _milliseconds(span: timedelta) -> int:
