@@ -10,7 +10,7 @@ import pytest
 
 from tallyhub.core.auth import Role
 from tests.conftest import Harness
-from tests.factories import bearer, user_token
+from tests.factories import HOST, bearer, make_campaign, user_token
 
 ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
@@ -36,6 +36,8 @@ EXPECTED = [
     ("put", "/api/client/accounts", {"400", "401", "403", "409", "413", "422", "429", "503"}),
     ("post", "/api/client/incoming", {"401", "403", "404", "413", "422", "429"}),
     ("post", "/api/client/incoming/batch", {"401", "403", "413", "422", "429", "503"}),
+    # the click: refused (400), no such campaign (404), campaigns not readable now (503)
+    ("get", "/__track", {"400", "404", "503"}),
 ]
 
 
@@ -103,3 +105,40 @@ async def test_the_answers_are_what_the_document_says(harness: Harness) -> None:
 async def test_metrics_are_documented_as_the_text_they_are(document: dict[str, Any]) -> None:
     content = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert list(content) == ["text/plain"]
+
+
+@pytest.mark.parametrize("test_db", ["sqlite"], indirect=True)
+async def test_the_click_redirect_is_described(document: dict[str, Any]) -> None:
+    """/__track is answered ahead of FastAPI, and described all the same."""
+    operation = document["paths"]["/__track"]["get"]
+    assert operation["summary"] == "Record a click on a tracked link and redirect to its target"
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert set(parameters) == {"cid", "to", "uid", "type", "src", "tag", "sig"}
+    assert {name for name, p in parameters.items() if p["required"]} == {"cid", "to"}
+    assert all(p["in"] == "query" and p["description"] for p in parameters.values())
+    assert "image_click" in parameters["type"]["schema"]["enum"]
+    redirect = operation["responses"]["302"]
+    assert "Location" in redirect["headers"] and "content" not in redirect
+    assert "200" not in operation["responses"]
+
+
+@pytest.mark.parametrize("test_db", ["sqlite"], indirect=True)
+async def test_the_click_answers_are_what_the_document_says(harness: Harness) -> None:
+    admin = bearer(await user_token(harness.runtime, "admin", Role.admin))
+    campaign = await make_campaign(harness, admin)
+    target = f"https://{HOST}/spring"
+    redirect = await harness.client.get("/__track", params={"cid": campaign["id"], "to": target})
+    assert (redirect.status_code, redirect.headers["location"]) == (302, target)
+    answers = {
+        ("bad_parameter", 400): {"cid": "x", "to": target},
+        ("host_not_allowed", 400): {"cid": campaign["id"], "to": "https://elsewhere.example/"},
+        ("invalid_target", 400): {"cid": campaign["id"], "to": "javascript:alert(1)"},
+        ("unknown_campaign", 404): {"cid": 2_000_000_000, "to": target},
+    }
+    for (code, status), params in answers.items():
+        response = await harness.client.get("/__track", params=params)
+        assert response.status_code == status, params
+        assert response.json()["error"]["code"] == code
+    other_method = await harness.client.post("/__track", params={"cid": 1, "to": target})
+    assert other_method.status_code == 405
+    assert other_method.json()["error"]["code"] == "method_not_allowed"

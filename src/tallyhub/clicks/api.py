@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import BaseRoute, Route
@@ -13,6 +14,14 @@ from starlette.types import Receive, Scope, Send
 
 from tallyhub.clicks import jobs, schemas, service, wiring
 from tallyhub.clicks.config import clicks_settings
+from tallyhub.clicks.service.tracking import (
+    DEFAULT_TYPE,
+    INTERACTION_TYPES,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    MAX_TARGET_LENGTH,
+    MAX_UID_LENGTH,
+)
 from tallyhub.clicks.track import BareRedirect
 from tallyhub.core import recalibration
 from tallyhub.core.auth import CurrentUser, WriterUser
@@ -206,10 +215,96 @@ class TrackRoute:
         await wiring.parts(scope["app"].state.runtime).tracker(scope, receive, send)
 
 
+_REFUSAL_CODES = "`bad_parameter`, `invalid_target`, `host_not_allowed` or `bad_signature`"
+
+
+async def track_click(
+    cid: Annotated[int, Query(ge=1, le=INT32_MAX, description="The campaign clicked")],
+    to: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_TARGET_LENGTH,
+            description="Where the browser goes: an absolute http:// or https:// URL without"
+            " credentials, spaces or backslashes, on one of the campaign's `allowed_hosts`"
+            " (any host for a signed link)",
+            examples=["https://shop.example.com/spring?ref=line"],
+        ),
+    ],
+    uid: Annotated[
+        str,
+        Query(
+            max_length=MAX_UID_LENGTH,
+            description="The LINE user id of who clicked, no spaces or control characters;"
+            " without it, a click is told apart by its address and User-Agent",
+        ),
+    ] = "",
+    type: Annotated[
+        str,
+        Query(
+            description="The kind of message clicked",
+            json_schema_extra={"enum": sorted(INTERACTION_TYPES)},
+        ),
+    ] = DEFAULT_TYPE,
+    src: Annotated[
+        int, Query(ge=0, le=INT32_MAX, description="The source campaign id, 0 for none")
+    ] = 0,
+    tag: Annotated[
+        tuple[str, ...],
+        Query(
+            description=f"Tags of the click, repeated or comma-separated: at most {MAX_TAGS},"
+            f" each at most {MAX_TAG_LENGTH} characters once trimmed, repeats dropped",
+        ),
+    ] = (),
+    sig: Annotated[
+        str,
+        Query(
+            description="The signature of a link issued by POST /api/clicks/links, over all"
+            " the other parameters: such a link may lead to any http(s) host"
+        ),
+    ] = "",
+) -> None:
+    """Never called: its parameters describe `/__track` for OpenAPI, and the route's ASGI
+    app is the tracker itself (answered ahead of FastAPI through `hot_paths`)."""
+    raise NotImplementedError
+
+
+def _track_route() -> APIRoute:
+    route = APIRoute(
+        "/__track",
+        track_click,
+        methods=["GET"],
+        tags=["clicks"],
+        summary="Record a click on a tracked link and redirect to its target",
+        description="The link a LINE message carries. A click is checked (parameters, then"
+        " the target against the campaign's allowed hosts or the link's signature), counted"
+        " once (a repeat of the same click within the dedup window is redirected but not"
+        " counted again) and answered with a redirect to `to`. HEAD is checked and"
+        " answered the same but never counted (link previews). A refusal is never a"
+        " redirect: the error envelope names the parameter and why.",
+        status_code=302,
+        response_class=Response,
+        responses={
+            302: {
+                "description": "Counted (or a repeat, not counted again): go to `to`",
+                "headers": {"Location": {"description": "`to`", "schema": {"type": "string"}}},
+            },
+            400: {"description": f"Refused: {_REFUSAL_CODES} (the message names the parameter)"},
+            404: {"description": "`unknown_campaign`: no campaign has this `cid`"},
+            503: {
+                "description": "`campaign_unavailable`: the campaign cannot be read right"
+                " now (database down, not cached yet); retry after Retry-After seconds"
+            },
+        },
+    )
+    route.app = TrackRoute()  # what a request that gets this far meets: the tracker
+    return route
+
+
 def first_routes(settings: CoreSettings) -> list[BaseRoute]:
     """`/__track` first in the routing table (for /docs and 405s: GET and HEAD are
     answered ahead of FastAPI through `hot_paths`), and the benchmark's bare route."""
-    routes: list[BaseRoute] = [Route("/__track", TrackRoute(), methods=["GET"])]
+    routes: list[BaseRoute] = [_track_route()]
     if clicks_settings(settings).bare_route:
         routes.append(Route("/__bare302", BareRedirect(), methods=["GET"]))
     return routes
