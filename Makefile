@@ -1,13 +1,42 @@
-# The one task runner. Each target creates the virtualenv when it is missing.
+# The one task runner. Each target creates the virtualenv when it is missing, and makes
+# it again when an earlier attempt left it half made (no .venv/bin/pip).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: run test lint bench format clean
+.PHONY: run test lint bench format clean venv
 
-$(STAMP): pyproject.toml
-	test -d $(VENV) || $(PY) -m venv $(VENV)
+# The virtualenv with pip in it, made by $(PY): Python 3.11 or newer, with its venv module
+# (Debian and Ubuntu ship that apart, as python3-venv). Anything else stops here with a
+# message that says what to install.
+$(BIN)/pip:
+	@command -v $(PY) >/dev/null 2>&1 || { \
+	  echo "make: $(PY) not found. TallyHub needs Python 3.11 or newer with venv:" \
+	    "apt-get install python3 python3-venv (Debian), or pass PY=/path/to/python3" >&2; \
+	  exit 1; }
+	@version=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') || { \
+	  echo "make: $(PY) does not run; pass PY=/path/to/python3 (3.11 or newer)" >&2; exit 1; }; \
+	major=$${version%%.*}; minor=$${version#*.}; \
+	if [ "$$major" -lt 3 ] || { [ "$$major" -eq 3 ] && [ "$$minor" -lt 11 ]; }; then \
+	  echo "make: TallyHub needs Python 3.11 or newer, and $(PY) is $$version." \
+	    "Install a newer one (Debian 12: apt-get install python3) or pass PY=python3.12" >&2; \
+	  exit 1; \
+	fi; \
+	if [ -e $(VENV) ]; then \
+	  echo "make: $(VENV) has no bin/pip (left by a failed attempt): making it again"; \
+	  rm -rf $(VENV); \
+	fi; \
+	$(PY) -m venv $(VENV) || { \
+	  rm -rf $(VENV); \
+	  echo "make: '$(PY) -m venv' failed: Python's venv module (with ensurepip) is missing." \
+	    "On Debian or Ubuntu: apt-get install python3-venv (or python$$version-venv)," \
+	    "then run make again." >&2; \
+	  exit 1; }
+
+venv: $(BIN)/pip
+
+$(STAMP): pyproject.toml $(BIN)/pip
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
@@ -18,6 +47,8 @@ run: $(STAMP)
 	$(BIN)/tallyhub demo seed
 	$(BIN)/tallyhub serve
 
+# Everything under tests/: unit, API, the three databases, fuzz, and the dashboard's
+# browser tests in Chromium (apt-get install chromium; .ci/run does).
 test: $(STAMP)
 	$(BIN)/pytest -q
 
