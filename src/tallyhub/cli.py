@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import structlog
@@ -91,17 +92,18 @@ def serve(
 ) -> None:
     """Migrate, then serve the API, the dashboard and (by default) the embedded scheduler.
 
-    The port is taken first: if it is in use, one line says so and the exit status is 1,
-    before anything else starts. A database that does not answer never makes it exit. If
-    this host last saw it at the schema this code needs, serving starts at once (clicks
-    redirect from the campaign snapshot and spool; /readyz says 503) and the migration
-    runs once the database answers; otherwise it waits for the database, retrying with a
-    log line each time. The address is printed once requests are being answered."""
+    The port is taken first (bound; it listens once migrated): if it is in use, one line
+    says so and the exit status is 1, before anything else starts. A database that does
+    not answer never makes it exit. If this host last saw it at the schema this code
+    needs, serving starts at once (clicks redirect from the campaign snapshot and spool;
+    /readyz says 503) and the migration runs once the database answers; otherwise it
+    waits for the database, retrying with a log line each time. The address is printed
+    once requests are being answered."""
     settings = _settings()
     configure_logging(json=_json_logs(settings))
     host = host or settings.host
     port = settings.port if port is None else port
-    listener = _listen(host, port)
+    listener = _bind(host, port)
     port = listener.getsockname()[1]  # the one chosen, for --port 0
     deferred = _migrate(settings) if migrate_first else None
     demo = settings.env != "production" and _demo_user_exists(settings)
@@ -126,6 +128,7 @@ def serve(
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             Multiprocess(config, sockets=[_ReusePortListener(family, (host, port))]).run()
         else:
+            _listen(listener, host, port)
             _AnnouncingServer(config, announce).run(sockets=[listener])
     finally:
         listener.close()
@@ -147,20 +150,33 @@ def _migrate(settings: CoreSettings) -> DeferredMigration | None:
     return migrate_or_defer(lambda: migrate.upgrade(url), url, settings.var_dir, head or "")
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket listening on host:port, before anything else starts; if it cannot be had,
-    one line on stderr that says why and what to change, and exit status 1."""
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, before anything else starts; if it cannot be had (a
+    server listens there), one line on stderr that says why and what to change, and exit
+    status 1. It listens only once the database is migrated (`_listen`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-    try:
+    with _or_exit(sock, host, port):
         sock.bind((host, port))
-        sock.listen(2048)  # taken now: a second bind with SO_REUSEADDR is refused
+    return sock
+
+
+def _listen(sock: socket.socket, host: str, port: int) -> None:
+    """Listen on the bound socket: refused like the bind if another process bound the same
+    port meanwhile and listens already."""
+    with _or_exit(sock, host, port):
+        sock.listen(2048)
+
+
+@contextlib.contextmanager
+def _or_exit(sock: socket.socket, host: str, port: int) -> Iterator[None]:
+    try:
+        yield
     except OSError as error:
         sock.close()
         typer.echo(_cannot_listen(host, port, error), err=True)
         raise typer.Exit(1) from None
-    return sock
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> str:
