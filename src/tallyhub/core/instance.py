@@ -99,10 +99,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return None
+        data = None  # nothing kept yet: not an error
     except (OSError, ValueError) as error:
         log.error("instance.unreadable_state", path=str(path), error=repr(error))
-        return None
+        data = None
     return data if isinstance(data, dict) else None
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -54,6 +55,7 @@ _environment = Environment(
 )
 templates = Jinja2Templates(env=_environment)
 router = APIRouter(include_in_schema=False)
+log = structlog.get_logger(__name__)
 
 
 def language_of(request: Request) -> str:
@@ -71,8 +73,9 @@ async def _principal(request: Request) -> Principal | None:
     try:
         async with runtime.db.transaction(readonly=True) as session:
             return await principal_from_token(session, runtime.secret_key, cookie, use="session")
-    except Unauthorized:
-        return None
+    except Unauthorized as refused:  # expired, or its user disabled: sign in again
+        log.info("page.session_refused", path=request.url.path, reason=refused.code)
+    return None
 
 
 def _context(request: Request, language: str, **extra: Any) -> dict[str, Any]:
