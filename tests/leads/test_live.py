@@ -48,6 +48,14 @@ class Served:
         return f"ws://127.0.0.1:{self.port}/ws/leads?token={token}"
 
 
+async def admin_and_two_operators(runtime: Any) -> tuple[str, str, str]:
+    """Tokens of an admin and of two operators, alice and bob, who each own their groups."""
+    admin = await user_token(runtime, "admin", Role.admin)
+    alice = await user_token(runtime, "alice", Role.operator)
+    bob = await user_token(runtime, "bob", Role.operator)
+    return admin, alice, bob
+
+
 @asynccontextmanager
 async def served_app(db: TestDatabase, tmp: Path, **settings: Any) -> AsyncIterator[Served]:
     """An app on `db` with these settings (scheduler off), served by uvicorn."""
@@ -174,9 +182,7 @@ async def test_an_operator_receives_only_their_own_groups(
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
         runtime = served.runtime
-        admin = await user_token(runtime, "admin", Role.admin)
-        alice = await user_token(runtime, "alice", Role.operator)
-        bob = await user_token(runtime, "bob", Role.operator)
+        admin, alice, bob = await admin_and_two_operators(runtime)
         alices = await make_group(served.http, bearer(alice), accounts=["acc"])
         bobs = await make_group(served.http, bearer(bob), accounts=["acc"])
         async with (

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tallyhub.core.auth import Role
 from tests.conftest import TestDatabase
-from tests.factories import bearer, make_group, user_token
-from tests.leads.test_live import connect, messages_until, of, served_app, subscribed
+from tests.factories import bearer, make_group
+from tests.leads.test_live import (
+    admin_and_two_operators,
+    connect,
+    messages_until,
+    of,
+    served_app,
+    subscribed,
+)
 
 
 async def test_created_changed_and_deleted_groups_are_pushed_to_who_may_see_them(
@@ -16,9 +22,7 @@ async def test_created_changed_and_deleted_groups_are_pushed_to_who_may_see_them
 ) -> None:
     async with served_app(test_db, tmp_path) as served:
         runtime = served.runtime
-        admin = await user_token(runtime, "admin", Role.admin)
-        alice = await user_token(runtime, "alice", Role.operator)
-        bob = await user_token(runtime, "bob", Role.operator)
+        admin, alice, bob = await admin_and_two_operators(runtime)
         async with (
             connect(served.ws_url(admin)) as admin_ws,
             connect(served.ws_url(bob)) as bob_ws,
