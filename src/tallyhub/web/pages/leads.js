@@ -9,7 +9,6 @@
 
   const COLUMNS = [
     { label: t("leads.col.group"), key: "remark", value: (g) => el("a", { href: `/leads/groups/${g.id}`, text: g.remark || `#${g.id}` }) },
-    { label: t("leads.col.business_date"), key: "business_date", value: (g) => fmt.day(g.business_date) },
     { label: t("leads.col.today"), key: "today_incoming", num: true, value: (g) => fmt.int(g.today_incoming) },
     { label: t("leads.col.total"), key: "total_incoming", num: true, value: (g) => fmt.int(g.total_incoming) },
     { label: t("leads.col.duplicates"), key: "duplicate_incoming", num: true, value: (g) => fmt.int(g.duplicate_incoming) },
@@ -17,6 +16,7 @@
     { label: t("leads.col.online"), key: "online_accounts", num: true, value: (g) => `${fmt.int(g.online_accounts)} / ${fmt.int(g.total_accounts)}` },
     { label: t("leads.col.line"), key: "line_accounts", num: true, value: (g) => fmt.int(g.line_accounts) },
     { label: t("leads.col.line_business"), key: "line_business_accounts", num: true, value: (g) => fmt.int(g.line_business_accounts) },
+    { label: t("leads.col.business_date"), key: "business_date", value: (g) => fmt.day(g.business_date) },
   ];
   const rowId = (id) => `group-${id}`;
 
