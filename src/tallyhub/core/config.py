@@ -89,6 +89,9 @@ class CoreSettings(BaseSettings):
     beat_schedule_file: Path | None = None
     # When set, GET /metrics asks for `Authorization: Bearer <this token>`.
     metrics_token: str | None = None
+    # Fernet keys for stored third-party secrets (core/crypto.py), comma-separated: the
+    # first encrypts, all decrypt. In development one is generated into var/ when unset.
+    encryption_keys: str | None = None
 
     pool: DatabasePool = Field(default_factory=DatabasePool)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -98,6 +101,8 @@ class CoreSettings(BaseSettings):
     def _production_needs_secrets(self) -> CoreSettings:
         if self.env == "production" and not self.secret_key:
             raise ValueError("TALLYHUB_SECRET_KEY is required when TALLYHUB_ENV=production")
+        if self.env == "production" and not self.encryption_keys:
+            raise ValueError("TALLYHUB_ENCRYPTION_KEYS is required when TALLYHUB_ENV=production")
         return self
 
     def resolved_beat_schedule_file(self) -> Path:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import (
     event,
     exc,
+    make_url,
 )
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -104,6 +107,36 @@ async def backoff(attempt: int) -> None:
     await asyncio.sleep(min(0.2, 0.005 * (2**attempt)) * (0.5 + random.random()))
 
 
+# ---------------------------------------------------------------- SQLite writers
+
+# Per event loop, one lock per SQLite file: the writers of one process take turns here
+# instead of in SQLite's busy handler. A connection waiting in the busy handler holds its
+# connection's mutex, and when the garbage collector frees one of that connection's
+# cursors on the event loop's thread, the loop stops until the wait ends, so the writer it
+# waits for never commits (seen: a 30-second stall, the busy timeout, in the job-slot race
+# test). SQLite lets one writer in at a time anyway; processes still meet in SQLite.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]
+_SQLITE_WRITERS = weakref.WeakKeyDictionary()
+# The files whose turn this task holds: a write transaction opened inside another one (the
+# outer one may not have begun yet) goes on without waiting for itself.
+_TURNS_HELD: ContextVar[frozenset[str]] = ContextVar("tallyhub_sqlite_turns", default=frozenset())
+
+
+@asynccontextmanager
+async def _sqlite_turn(path: str) -> AsyncIterator[None]:
+    held = _TURNS_HELD.get()
+    if path in held:
+        yield
+        return
+    locks = _SQLITE_WRITERS.setdefault(asyncio.get_running_loop(), {})
+    async with locks.setdefault(path, asyncio.Lock()):
+        token = _TURNS_HELD.set(held | {path})
+        try:
+            yield
+        finally:
+            _TURNS_HELD.reset(token)
+
+
 # ---------------------------------------------------------------- the database
 
 
@@ -149,12 +182,19 @@ class Database:
         self._readonly = async_sessionmaker(
             self.engine.execution_options(tallyhub_readonly=True), expire_on_commit=False
         )
+        self._sqlite_file = make_url(url).database if self.dialect == "sqlite" else None
+
+    def _writer_turn(self, readonly: bool) -> AbstractAsyncContextManager[Any]:
+        """This process's turn to write to its SQLite file; nothing to wait for elsewhere."""
+        if self._sqlite_file is None or readonly:
+            return nullcontext()
+        return _sqlite_turn(self._sqlite_file)
 
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """One transaction: commit at the end, roll back on error, then after-commit work."""
         maker = self._readonly if readonly else self._sessions
-        async with maker() as session:
+        async with self._writer_turn(readonly), maker() as session:
             try:
                 yield session
                 await session.commit()
@@ -210,9 +250,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Switching to WAL takes an exclusive lock, and two connections switching at once
+        # wait on each other until the busy timeout: switch only a file that is not in WAL
+        # yet (migrations leave every database in WAL, and the mode is kept in the file).
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -19,12 +20,19 @@ from starlette.types import ASGIApp
 
 from tallyhub.core.auth import Principal
 from tallyhub.core.config import CoreSettings
+from tallyhub.core.crypto import EncryptedColumns
 from tallyhub.core.jobs.registry import JobSpec
 from tallyhub.core.openapi import Answers
 from tallyhub.core.runtime import Extension, Runtime
+from tallyhub.core.webhooks.outbox import OutcomeHandler
 
 HotPaths = Mapping[tuple[str, str], ASGIApp]
 SeedDemo = Callable[[Runtime, Principal], Awaitable[dict[str, int]]]
+# `tallyhub sync <domain>`: (runtime, mode, account id or all, progress) → what it did;
+# `progress(done, total)` is called once before the first part and after each one.
+SyncProgress = Callable[[int, int], None]
+SyncCommand = Callable[[Runtime, str, int | None, SyncProgress], Awaitable[dict[str, Any]]]
+WithRuntime = Callable[[Callable[[Runtime], Awaitable[Any]]], Any]
 
 
 def _no_routes(settings: CoreSettings) -> Sequence[BaseRoute]:
@@ -58,3 +66,20 @@ class Domain:
     serving_defaults: Callable[[CoreSettings, int], dict[str, str]] = _no_defaults
     # Its demo data for `make run` (idempotent), made as the demo admin; what it made.
     seed_demo: SeedDemo | None = None
+    # Columns that hold third-party secrets encrypted by core/crypto.py: `tallyhub keys
+    # rotate` re-encrypts them with the first key.
+    encrypted_columns: Sequence[EncryptedColumns] = ()
+    # A sync domain's local fake of its upstream (`simulator.py`), for `tallyhub simulate
+    # <name>`: builds the ASGI app from a seed (and the options its command passes).
+    simulator: Callable[..., ASGIApp] | None = None
+    # What `tallyhub simulate` also calls it (taskstats: "videos"); its name always works.
+    simulator_name: str = ""
+    # A sync domain's sync by hand, for `tallyhub sync <name> --mode M [--account N]`.
+    sync: SyncCommand | None = None
+    sync_modes: tuple[str, ...] = ()
+    # Webhook sources it enqueues messages for → the handler that hears each delivery's
+    # outcome (core/webhooks/outbox.py), in the transaction that records the attempt.
+    webhook_outcomes: Mapping[str, OutcomeHandler] = field(default_factory=dict)
+    # Its own command group, `tallyhub <name> …`: built from the CLI's runtime runner
+    # and console (a typer app).
+    commands: Callable[[WithRuntime, Any], Any] | None = None

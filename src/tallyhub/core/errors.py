@@ -53,3 +53,9 @@ class TooManyRequests(DomainError):
 
 class Unavailable(DomainError):
     status, code = 503, "unavailable"
+
+
+class UpstreamFailed(DomainError):
+    """A third-party API refused or failed what this request needed from it."""
+
+    status, code = 502, "upstream_failed"

@@ -26,6 +26,8 @@ def configure_logging(*, json: bool, level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level)
     # APScheduler narrates every run at INFO; our own job.finished line says what matters.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # One line per upstream request is the metrics' job; failures are logged by core.upstream.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # structlog's PrintLogger writes to sys.stdout: its lines are coloured if that is a tty.
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()

@@ -146,9 +146,16 @@ def _add_errors(operation: dict[str, Any], statuses: set[int]) -> None:
         "application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}}
     }
     for status, response in responses.items():
-        if status.isdigit() and int(status) >= 400:
+        if status.isdigit() and int(status) >= 400 and not _own_schema(response):
             response["content"] = envelope
     operation["responses"] = dict(sorted(responses.items()))
+
+
+def _own_schema(response: dict[str, Any]) -> bool:
+    """Whether a route declared its own body for this error (the call-center API keeps
+    the seed's `{"success": false, "error": …}`); FastAPI's validation body is not one."""
+    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    return bool(ref) and not str(ref).endswith("/HTTPValidationError")
 
 
 def _use_error_schema(schema: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from fastapi import Request
 from redis.asyncio import Redis
 
 from tallyhub.core.config import CoreSettings
+from tallyhub.core.crypto import SecretBox, secret_box
 from tallyhub.core.db import Database
 from tallyhub.core.realtime import Hub
 
@@ -34,6 +35,7 @@ class Runtime:
     # What the domains' lifespans built, one object per type (see `provide`).
     _parts: dict[type, Any] = field(default_factory=dict)
     _stack: AsyncExitStack | None = None
+    _box: SecretBox | None = None
 
     @classmethod
     def build(cls, settings: CoreSettings) -> Runtime:
@@ -52,6 +54,12 @@ class Runtime:
             redis=redis,
             secret_key=settings.resolved_secret_key(),
         )
+
+    def secret_box(self) -> SecretBox:
+        """Encryption of stored third-party secrets (core/crypto.py), made on first use."""
+        if self._box is None:
+            self._box = secret_box(self.settings)
+        return self._box
 
     def provide(self, parts: object) -> None:
         """Hold `parts` for this process, found again by its type."""

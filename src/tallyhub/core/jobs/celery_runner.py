@@ -148,6 +148,7 @@ class SlotScheduler(PersistentScheduler):
                         TASK,
                         args=[name],
                         kwargs={"scheduled_for": slot.isoformat(), "trigger": "catchup"},
+                        queue=queue_of(name, self.app.conf.task_default_queue),
                         producer=self.producer,
                     )
                     log.info("job.catch_up_sent", job=name, scheduled_for=slot.isoformat())
@@ -177,6 +178,12 @@ async def _run(
         await runtime.stop()
 
 
+def queue_of(name: str, default: str) -> str:
+    """The queue a job's runs go to: its own (`JobSpec.queue`), else the default one."""
+    spec = REGISTRY.get(name)
+    return spec.queue if spec is not None and spec.queue else default
+
+
 def celery_app(settings: CoreSettings) -> Celery:
     if not settings.redis_url:
         raise RuntimeError("TALLYHUB_SCHEDULER=celery needs TALLYHUB_REDIS_URL (the broker)")
@@ -197,6 +204,7 @@ def celery_app(settings: CoreSettings) -> Celery:
                 "task": TASK,
                 "schedule": SlotSchedule(spec.name, settings.timezone),
                 "args": [spec.name],
+                "options": {"queue": queue_of(spec.name, settings.job_queue)},
             }
             for spec in REGISTRY.values()
         },
@@ -219,7 +227,13 @@ def celery_app(settings: CoreSettings) -> Celery:
 def _send_queued(settings: CoreSettings, name: str, run_id: int) -> None:
     app = celery_app(settings)
     with app.connection_for_write() as connection:
-        app.send_task(TASK, args=[name], kwargs={"run_id": run_id}, connection=connection)
+        app.send_task(
+            TASK,
+            args=[name],
+            kwargs={"run_id": run_id},
+            connection=connection,
+            queue=queue_of(name, settings.job_queue),
+        )
 
 
 async def send_queued_run(settings: CoreSettings, name: str, run_id: int) -> bool:

@@ -12,6 +12,7 @@ from tallyhub.core.columns import utcnow
 from tallyhub.core.jobs.registry import job
 from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.runtime import Runtime
+from tallyhub.core.webhooks import jobs as webhook_jobs
 
 
 @job(
@@ -44,4 +45,4 @@ async def recover_runs(runtime: Runtime) -> dict[str, Any]:
     return await JobRunner(runtime).recover()
 
 
-CORE_JOBS = (prune_job_runs, recover_runs)
+CORE_JOBS = (prune_job_runs, recover_runs, webhook_jobs.deliver)

@@ -18,6 +18,15 @@ log = structlog.get_logger(__name__)
 JobFunction = Callable[[Runtime], Awaitable[dict[str, Any]]]
 
 
+class JobFailed(Exception):
+    """A run that did part of its work and failed at the rest (one account of many): it is
+    recorded as failed, with its `counts` (what each part did) kept beside the error."""
+
+    def __init__(self, message: str, counts: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.counts = counts
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str
@@ -25,6 +34,9 @@ class JobSpec:
     cron: str | None = None
     every_seconds: int | None = None
     description: str = ""
+    # Celery mode: the queue its runs go to (a worker takes it with `-Q`); None: the
+    # default queue (TALLYHUB_JOB_QUEUE).
+    queue: str | None = None
 
     @property
     def schedule(self) -> str:
@@ -66,7 +78,12 @@ REGISTRY = JobRegistry()
 
 
 def job(
-    name: str, *, cron: str | None = None, every_seconds: int | None = None, description: str = ""
+    name: str,
+    *,
+    cron: str | None = None,
+    every_seconds: int | None = None,
+    description: str = "",
+    queue: str | None = None,
 ) -> Callable[[JobFunction], JobSpec]:
     """Declare a job (its domain lists it in `Domain.jobs`); the spec calls like the job."""
     if (cron is None) == (every_seconds is None):
@@ -81,6 +98,7 @@ def job(
             cron,
             every_seconds,
             description or (function.__doc__ or "").strip().split("\n")[0],
+            queue,
         )
 
     return declare

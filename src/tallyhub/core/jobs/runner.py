@@ -30,7 +30,7 @@ from tallyhub.core.columns import utcnow
 from tallyhub.core.daywindow import zone
 from tallyhub.core.errors import NotFound
 from tallyhub.core.jobs.models import JobRun
-from tallyhub.core.jobs.registry import REGISTRY, JobSpec
+from tallyhub.core.jobs.registry import REGISTRY, JobFailed, JobSpec
 from tallyhub.core.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -386,6 +386,9 @@ class JobRunner:
                 await self._release(name, lease)
                 raise
             status = "lease_lost"  # the keeper stopped it: the other attempt's result stands
+        except JobFailed as failure:
+            status, error, counts = "failed", str(failure)[-4000:], failure.counts
+            log.error("job.failed", job=name, run_id=run_id, error=str(failure), counts=counts)
         except Exception as failure:
             status, error = "failed", "".join(traceback.format_exception(failure))[-4000:]
             log.error("job.failed", job=name, run_id=run_id, exc_info=True)
