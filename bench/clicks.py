@@ -29,6 +29,7 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -55,6 +56,7 @@ from bench.harness import (
     run_load,
     temp_database,
 )
+from tallyhub.core.crypto import generate_key
 
 GOAL_CLICKS_PER_S = 5000
 STRETCH_CLICKS_PER_S = 7000
@@ -124,6 +126,8 @@ def server_env(db: TempDatabase, secret: str, var_dir: Path, *, batching: bool) 
         "TALLYHUB_SCHEDULER": "off",
         "TALLYHUB_ENV": "production",
         "TALLYHUB_SECRET_KEY": secret,
+        # production requires it (third-party tokens); none are stored in this benchmark
+        "TALLYHUB_ENCRYPTION_KEYS": generate_key(),
         "TALLYHUB_VAR_DIR": str(var_dir),
         "TALLYHUB_CLICKS__BARE_ROUTE": "true",
         "TALLYHUB_CLICKS__DEDUP_WINDOW_MS": str(DEDUP_WINDOW_MS),
@@ -192,9 +196,19 @@ def _writer(before: dict[str, float], after: dict[str, float], workers: int) -> 
 
 
 async def click_run(
-    server: Server, sizes: Sizes, label: str, path: str, campaigns: list[int], workers: int
+    server: Server,
+    sizes: Sizes,
+    label: str,
+    path: str,
+    campaigns: list[int],
+    workers: int,
+    *,
+    headers: Callable[[random.Random], bytes] | None = None,
+    seed: str | None = None,
 ) -> Run:
-    rng = random.Random(label)
+    """One load run. `headers` gives each request's own header lines (a User-Agent, a
+    Referer); `seed` (default: the label) makes two runs send the same stream."""
+    rng = random.Random(seed or label)
     pairs = list(range(USERS * CAMPAIGNS))
     rng.shuffle(pairs)
     sequence = 0
@@ -209,7 +223,8 @@ async def click_run(
         uid = pair // CAMPAIGNS
         tag = quote(rng.choice(TAGS), safe="")
         query = f"cid={cid}&uid=U{uid:04d}&type=image_click&to={to}&tag={tag}"
-        return f"GET {path}?{query} HTTP/1.1\r\n".encode() + host_header
+        extra = headers(rng) if headers is not None else b""
+        return f"GET {path}?{query} HTTP/1.1\r\n".encode() + extra + host_header
 
     # Built before the run for up to 8,000 clicks/s, so that the load generator spends its
     # CPU on sending rather than formatting; beyond that, built as they are sent.

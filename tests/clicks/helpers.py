@@ -15,13 +15,30 @@ from tests.conftest import Harness, TestDatabase
 from tests.factories import HOST
 
 TARGET = f"https://{HOST}/sale"  # a link target every campaign made by make_campaign allows
+# A person: LINE's in-app browser on an iPhone (httpx's own User-Agent is an HTTP tool's,
+# a bot's, whose clicks a campaign keeps out of its counts).
+PERSON = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5_1 like Mac OS X) AppleWebKit/605.1.15"
+    " (KHTML, like Gecko) Mobile/15E148 Safari Line/14.9.0"
+)
+LINE_PREVIEW = "facebookexternalhit/1.1;line-poker/1.0"  # LINE fetching a link's preview
 
 
-async def click(h: Harness | httpx.AsyncClient, **params: Any) -> httpx.Response:
-    """GET /__track with the given parameters (`to` defaults to an allowed target)."""
+async def click(
+    h: Harness | httpx.AsyncClient,
+    *,
+    user_agent: str = PERSON,
+    referer: str | None = None,
+    **params: Any,
+) -> httpx.Response:
+    """GET /__track with the given parameters (`to` defaults to an allowed target), as a
+    person's browser unless `user_agent` says otherwise."""
     params.setdefault("to", TARGET)
     client = h.client if isinstance(h, Harness) else h
-    return await client.get("/__track", params={k: v for k, v in params.items() if v is not None})
+    headers = {"User-Agent": user_agent, **({"Referer": referer} if referer else {})}
+    return await client.get(
+        "/__track", params={k: v for k, v in params.items() if v is not None}, headers=headers
+    )
 
 
 async def campaign(h: Harness, auth: dict[str, str], campaign_id: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from tallyhub.clicks import wiring
 from tallyhub.clicks.models import Member, Message
 from tallyhub.core.auth import Role
-from tests.clicks.helpers import TARGET, campaign, click, metric, summary_of, users
+from tests.clicks.helpers import PERSON, TARGET, campaign, click, metric, summary_of, users
 from tests.conftest import Harness, TestDatabase
 from tests.factories import make_campaign, make_user
 
@@ -145,7 +145,7 @@ async def test_signed_links(harness_factory: Any, test_db: TestDatabase) -> None
         params = {k: v[0] for k, v in parse_qs(url.query).items()}
         assert params["tag"] == "A,B" and params["sig"] == issued.json()["sig"]
 
-        ok = await h.client.get(f"{url.path}?{url.query}")
+        ok = await h.client.get(f"{url.path}?{url.query}", headers={"User-Agent": PERSON})
         assert ok.status_code == 302 and ok.headers["location"] == "https://elsewhere.example/x?y=1"
         # A generic link takes any uid appended by the sender.
         assert (await click(h, **params, uid="U_ANY")).status_code == 302

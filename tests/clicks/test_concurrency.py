@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from tallyhub.clicks import service, wiring
 from tallyhub.core.auth import Role
-from tests.clicks.helpers import campaign, click, summary_of, users
+from tests.clicks.helpers import LINE_PREVIEW, campaign, click, summary_of, users
 from tests.conftest import Harness
 from tests.factories import make_campaign, make_user
 
@@ -32,7 +33,12 @@ async def racing_apps(mode: str, main: Harness, factory: Any) -> AsyncIterator[l
     # The seed's tests repeat one link: no dedup window. A generous commit timeout: on a
     # busy test machine a click waiting longer than usual must not go to the spool, so that
     # an empty spool below proves every click committed.
-    clicks: dict[str, Any] = {"dedup_window_ms": 0, "commit_timeout_ms": 60_000}
+    # Both apps fold the breakdown deltas all the time, racing each other and the batches.
+    clicks: dict[str, Any] = {
+        "dedup_window_ms": 0,
+        "commit_timeout_ms": 60_000,
+        "breakdown_fold_seconds": 0.02,
+    }
     if mode == "unbatched":
         clicks["batching"] = {"enabled": False}
     async with AsyncExitStack() as stack:
@@ -70,7 +76,7 @@ async def test_ten_concurrent_clicks_with_new_tags_keep_all_ten(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_fifty_workers_times_ten_requests_no_deadlock_exact_counts(
+async def test_fifty_workers_times_ten_requests_and_bots_no_deadlock_exact_counts(
     server_harness: Harness, harness_factory: Any, mode: str
 ) -> None:
     h = server_harness
@@ -90,17 +96,35 @@ async def test_fifty_workers_times_ten_requests_no_deadlock_exact_counts(
                     apps[n % 2], cid=cid, uid=f"U_WORKER_{n}", src=456, tag=f"T{i % 3}"
                 )
                 statuses.append(response.status_code)
+                if i % 4 == 1:  # LINE fetches the hot link's preview, between the clicks
+                    preview = await click(
+                        apps[(n + 1) % 2], cid=hot["id"], uid=f"U_WORKER_{n}", src=456,
+                        tag="BOT", user_agent=LINE_PREVIEW,
+                    )  # fmt: skip
+                    statuses.append(preview.status_code)
             return statuses
 
         results = await asyncio.wait_for(
             asyncio.gather(*(worker(n) for n in range(50))), timeout=120
         )
-    assert all(statuses == [302] * 10 for statuses in results)
+    assert all(statuses == [302] * 13 for statuses in results)
 
     hot_figures = await campaign(h, admin, hot["id"])
     other_figures = await campaign(h, admin, other["id"])
     assert (hot_figures["clicked_count"], other_figures["clicked_count"]) == (400, 100)
     assert (hot_figures["unique_users"], other_figures["unique_users"]) == (50, 50)
+    assert (hot_figures["bot_clicks"], other_figures["bot_clicks"]) == (150, 0)
+    week = {"dimension": "bot", "from": str(date.today() - timedelta(days=7))}
+    bots = await h.client.get(
+        f"/api/clicks/campaigns/{hot['id']}/breakdown", params=week, headers=admin
+    )
+    assert bots.json()["values"]["items"] == [{"key": "LINE", "count": 150}]
+    devices = await h.client.get(
+        f"/api/clicks/campaigns/{hot['id']}/breakdown",
+        params={**week, "dimension": "device"},
+        headers=admin,
+    )
+    assert devices.json()["clicks"] == 400
     summaries = await users(h, admin, hot["id"], src=456)
     assert len(summaries) == 50
     assert {s["total_clicks"] for s in summaries} == {8}

@@ -28,7 +28,7 @@ from tallyhub.clicks.models import Campaign
 from tallyhub.clicks.service import ClickSpool, SpoolTarget, snapshot_path, spool_directory
 from tallyhub.core.auth import Role
 from tallyhub.core.db import Database
-from tests.clicks.helpers import TARGET, proxied
+from tests.clicks.helpers import TARGET, click, proxied
 from tests.conftest import TestDatabase
 from tests.factories import make_campaign, make_user
 
@@ -142,7 +142,7 @@ async def _a_campaign_known_to_an_earlier_run(
         httpx.AsyncClient(base_url=served.base) as client,
     ):
         await until("ready", lambda: _status(client, "/readyz", 200), served)
-        clicked = await client.get("/__track", params={"cid": cid, "uid": "U1", "to": TARGET})
+        clicked = await click(client, cid=cid, uid="U1")
         assert clicked.status_code == 302, clicked.text
     assert served.process.returncode in CLEAN_STOP
     assert (var / "database.json").exists()
@@ -168,8 +168,7 @@ async def test_a_restarted_server_redirects_from_its_snapshot_until_the_database
             await until("listening", lambda: _status(client, "/healthz", 200), served)
             line = served.logged("serve.database_unreachable")[0]
             assert line["serving_first"] is True
-            params = {"cid": cid, "uid": "U2", "to": TARGET}
-            clicked = await client.get("/__track", params=params)
+            clicked = await click(client, cid=cid, uid="U2")
             assert clicked.status_code == 302, clicked.text
             assert clicked.headers["location"] == TARGET
             assert spool.stats().events == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,14 +15,23 @@ from sqlalchemy import event, func, insert, select
 
 from tallyhub.clicks.models import (
     Campaign,
+    CampaignBreakdownDelta,
+    CampaignDailyBreakdown,
     CampaignUser,
     ClickSummary,
     ClickSummaryTag,
     InteractionLog,
     Message,
 )
-from tallyhub.clicks.service import RECORDED, ClickEvent, KnownRows, apply_clicks
+from tallyhub.clicks.service import (
+    RECORDED,
+    ClickEvent,
+    KnownRows,
+    apply_clicks,
+    fold_breakdowns,
+)
 from tallyhub.core.db import Database
+from tests.clicks.helpers import LINE_PREVIEW
 from tests.conftest import TestDatabase
 
 T0 = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -57,6 +67,7 @@ def _click(cid: int, uid: str | None, at: datetime, *tags: str) -> ClickEvent:
         triggered_at=at,
         user_agent="test",
         timezone="UTC",
+        filter_bots=True,  # the campaign's settings, as the edge passes them
     )
 
 
@@ -111,8 +122,11 @@ async def test_a_usual_batch_is_one_statement_on_postgresql_with_the_same_rows(
         _click(cid, "U1", T0 + timedelta(seconds=2), "C"),
         _click(cid, None, T0 + timedelta(seconds=3)),
         _click(cid, "U1", T0 + timedelta(seconds=4)),
+        # LINE fetching the link of a user never seen: a bot's click, kept out of the
+        # counts, needs no member, so it does not keep the batch from one statement.
+        replace(_click(cid, "U_NEW", T0 + timedelta(seconds=5), "Z"), user_agent=LINE_PREVIEW),
     ]
-    assert await _apply(db, known, *batch) == [RECORDED] * 4
+    assert await _apply(db, known, *batch) == [RECORDED] * 5
     if db.dialect == "postgresql":
         assert statements.count == 1
     else:
@@ -122,14 +136,28 @@ async def test_a_usual_batch_is_one_statement_on_postgresql_with_the_same_rows(
     async with db.engine.connect() as conn:
         counters = (
             await conn.execute(
-                select(Campaign.clicked_count, Campaign.unique_users).where(Campaign.id == cid)
+                select(Campaign.clicked_count, Campaign.unique_users, Campaign.bot_clicks).where(
+                    Campaign.id == cid
+                )
             )
         ).one()
-        assert tuple(counters) == (5, 1)
+        assert tuple(counters) == (5, 1, 1)
         logs = await conn.scalar(select(func.count()).select_from(InteractionLog))
         messages = await conn.scalar(select(func.count()).select_from(Message))
         users = await conn.scalar(select(func.count()).select_from(CampaignUser))
-        assert (logs, messages, users) == (5, 4, 1)
+        assert (logs, messages, users) == (6, 4, 1)
+        # A delta per batch (one campaign, one day each), folded into the rows.
+        deltas = await conn.scalar(select(func.count()).select_from(CampaignBreakdownDelta))
+        assert deltas == 2
+    assert await fold_breakdowns(db) == {"deltas": 2}
+    async with db.engine.connect() as conn:
+        B = CampaignDailyBreakdown
+        breakdowns = (
+            await conn.execute(
+                select(B.counted, B.bot_name, B.clicks).order_by(B.counted, B.bot_name)
+            )
+        ).all()
+        assert [tuple(row) for row in breakdowns] == [(False, "LINE", 1), (True, "", 5)]
         rows = (
             await conn.execute(
                 select(

@@ -1,7 +1,8 @@
 """The Clicks pages in a real browser: the campaign list and a campaign's page show what the
-API says (thousands separators, the daily chart's points), writers create campaigns and
-make signed links there, clicks made on /__track appear after the page's refresh, a viewer
-sees no write control, and an API error is shown in words."""
+API says (thousands separators, the daily chart's points, people's clicks and bots' apart,
+who clicked), writers create campaigns and make signed links there, clicks made on
+/__track appear after the page's refresh (a link preview's among the bots), a viewer sees
+no write control, and an API error is shown in words."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ pytestmark = pytest.mark.browser
 
 REFRESH = 15_000  # ms: the pages refresh every 10 s
 NARROW = {"width": 390, "height": 844}
+# A person's browser (httpx's own User-Agent is an HTTP tool's: a bot's) and LINE's
+# link-preview fetcher.
+PERSON = {
+    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5_1 like Mac OS X)"
+    " AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Safari Line/14.9.0"
+}
+LINE_PREVIEW = {"User-Agent": "facebookexternalhit/1.1;line-poker/1.0"}
 
 
 def demo_campaign(api: httpx.Client) -> dict[str, Any]:
@@ -67,11 +75,16 @@ def test_the_campaign_page_shows_the_apis_figures(page: Page, live_server: LiveS
         span = {"from": (end - timedelta(days=29)).isoformat(), "to": end.isoformat()}
         daily = api.get(f"/api/clicks/campaigns/{demo['id']}/daily", params=span).json()
         breakdown = api.get(f"/api/clicks/campaigns/{demo['id']}/breakdown", params=span).json()
+        bots = api.get(
+            f"/api/clicks/campaigns/{demo['id']}/breakdown", params={**span, "dimension": "bot"}
+        ).json()
         summaries = api.get(f"/api/clicks/campaigns/{demo['id']}/users").json()["total"]
     sign_in(page, path=f"/clicks/campaigns/{demo['id']}")
 
     expect(page.locator("#tile-total [data-value]")).to_have_text(f"{demo['clicked_count']:,}")
     expect(page.locator("#tile-unique [data-value]")).to_have_text(f"{demo['unique_users']:,}")
+    assert demo["bot_clicks"] > 0  # the demo's link-preview fetches
+    expect(page.locator("#tile-bots [data-value]")).to_have_text(f"{demo['bot_clicks']:,}")
     page.get_by_role("button", name="30 days").click()
     page.wait_for_function("document.getElementById('daily-chart').data?.[0].x.length === 30")
     points = page.evaluate(
@@ -92,6 +105,12 @@ def test_the_campaign_page_shows_the_apis_figures(page: Page, live_server: LiveS
     expect(page.locator("#top-types tbody tr")).to_have_count(
         len(breakdown["interaction_types"]["items"])
     )
+    expect(page.locator("#visitors-range")).to_contain_text(
+        f"{breakdown['clicks']:,} clicks counted · {bots['clicks']:,} bot clicks kept out"
+    )
+    top_bot = bots["values"]["items"][0]
+    expect(page.locator("#by-bot tbody tr").first).to_contain_text(top_bot["key"])
+    expect(page.locator("#by-bot tbody tr").first).to_contain_text(f"{top_bot['count']:,}")
     expect(page.locator("#users tbody tr")).to_have_count(20)
     pages = -(-summaries // 20)  # one summary per user and source campaign, 20 a page
     expect(page.locator("#users-pager")).to_contain_text(
@@ -140,6 +159,14 @@ def test_a_signed_link_redirects_and_clicks_show_after_the_refresh(
     expect(page.locator("#tile-today [data-value]")).to_have_text("0")
     expect(page.locator("#interactions")).to_contain_text("No clicks yet.")
 
+    # LINE fetches the link's preview first: logged, and counted among the bots only.
+    preview = httpx.get(
+        f"{live_server.url}/__track",
+        params={"cid": campaign["id"], "to": "https://shop.example.com/", "uid": "Uplain"},
+        headers=LINE_PREVIEW,
+        follow_redirects=False,
+    )
+    assert preview.status_code == 302
     target = "https://elsewhere.example.net/offer?x=1"  # not an allowed host: needs the signature
     form = page.locator("#link-form")
     form.get_by_label("Target address").fill(target)
@@ -151,29 +178,38 @@ def test_a_signed_link_redirects_and_clicks_show_after_the_refresh(
     link = page.locator("#link-url").inner_text()
     expect(page.locator("#link-copy")).to_be_visible()
 
-    answer = httpx.get(f"{link}&uid=Ulink{uuid.uuid4().hex[:6]}", follow_redirects=False)
+    answer = httpx.get(
+        f"{link}&uid=Ulink{uuid.uuid4().hex[:6]}", headers=PERSON, follow_redirects=False
+    )
     assert (answer.status_code, answer.headers["location"]) == (302, target)
     plain = httpx.get(
         f"{live_server.url}/__track",
         params={"cid": campaign["id"], "to": "https://shop.example.com/", "uid": "Uplain"},
+        headers=PERSON,
         follow_redirects=False,
     )
     assert plain.status_code == 302
 
     expect(page.locator("#tile-today [data-value]")).to_have_text("2", timeout=REFRESH)
     expect(page.locator("#tile-total [data-value]")).to_have_text("2")
+    expect(page.locator("#tile-bots [data-value]")).to_have_text("1")
     log = page.locator("#interactions tbody tr")
-    expect(log).to_have_count(2)
+    expect(log).to_have_count(3)
     expect(log.first).to_contain_text("https://shop.example.com/")  # newest first
+    expect(log.first).to_contain_text("Phone · LINE")
     expect(log.nth(1)).to_contain_text(target)
     expect(log.nth(1)).to_contain_text("Button link")
     expect(log.nth(1)).to_contain_text("Source #42")
+    expect(log.nth(2)).to_contain_text("LINE · link preview (not counted)")
+    expect(page.locator("#by-bot")).to_contain_text("LINE")
+    expect(page.locator("#by-device")).to_contain_text("Phone")
     expect(page.locator("#top-tags")).to_contain_text("spring")
     expect(page.locator("#users")).to_contain_text("Uplain")
 
     page.get_by_role("button", name="Edit campaign").click()
     dialog = page.locator("#campaign-dialog")
     expect(dialog.get_by_label("Allowed hosts")).to_have_value("shop.example.com")
+    expect(dialog.get_by_label("Keep bots' clicks out of the counts")).to_be_checked()
     dialog.get_by_label("Name").fill(f"{campaign['name']} (renamed)")
     dialog.get_by_role("button", name="Save").click()
     expect(page.locator("h1")).to_have_text(f"{campaign['name']} (renamed)")
@@ -223,6 +259,8 @@ def test_the_pages_in_chinese(browser: Browser, base_url: str, live_server: Live
         expect(page.locator("#tile-total [data-value]")).to_have_text(f"{demo['clicked_count']:,}")
         expect(page.locator("#link-title")).to_have_text("生成签名链接")
         expect(page.locator("#breakdown-range")).to_contain_text("次点击")
+        expect(page.locator("#visitors-title")).to_have_text("谁点击了")
+        expect(page.locator("#tile-bots .label")).to_have_text("机器人点击")
         screenshot(page, "clicks-campaign-zh-CN-1440")
         page.set_viewport_size(NARROW)
         no_sideways_scroll(page)

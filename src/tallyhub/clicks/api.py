@@ -99,7 +99,10 @@ async def get_campaign(
     return service.with_today(campaign, await service.today_clicks(session, [campaign]))
 
 
-@admin.patch("/campaigns/{campaign_id}", summary="Change a campaign's name, hosts or zone")
+@admin.patch(
+    "/campaigns/{campaign_id}",
+    summary="Change a campaign's name, hosts, zone or whether it keeps bots out",
+)
 async def update_campaign(
     request: Request,
     session: Session,
@@ -166,7 +169,9 @@ async def campaign_interactions(
     description="A complete range: every day from `from` (default: the first day with"
     " clicks) to `to` (default: the campaign's today, in its time zone) inclusive, in order,"
     " none left out; a day without clicks is a row with `clicks: 0`. At most 3660 days at"
-    " once; `from` after `to` or a longer range answers 400 `bad_day_range`, naming them.",
+    " once; `from` after `to` or a longer range answers 422 `bad_day_range`, naming them."
+    " Days count the clicks that count: a bot's click kept out of them is in the"
+    " `bot` breakdown instead.",
 )
 async def campaign_daily(
     session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
@@ -177,20 +182,39 @@ async def campaign_daily(
 
 @admin.get(
     "/campaigns/{campaign_id}/breakdown",
-    summary="What a range's clicks were made of: top tags, sources and interaction types",
-    description="Over the interaction log of `from`..`to` (days in the campaign's time zone;"
-    " `to` defaults to its today, `from` to `to`). `clicks` is every click of the range."
-    " `tags`, `sources` (the `src` source campaign id, `0` for none) and"
-    " `interaction_types` each hold the 10 largest counts, largest first (ties by key);"
-    " `others` sums the counts not listed and `distinct` says how many keys there were. A"
-    " click counts once for each of its tags, so tag counts may add up to more than"
-    " `clicks`, and clicks without tags appear in no tag. At most 3660 days at once.",
+    summary="What a range's clicks were made of: by tag, source and type, or by one"
+    " dimension (device, OS, browser, referrer, bot)",
+    description="Days are the campaign's (its time zone); `to` defaults to its today,"
+    " `from` to `to`; at most 3660 days at once (`from` after `to` or a longer range"
+    " answers 422 `bad_day_range`)."
+    "\n\nWithout `dimension`: over the interaction log of the range's clicks that count,"
+    " `clicks` is their number; `tags`, `sources` (the `src` source campaign id, `0` for"
+    " none) and `interaction_types` each hold the 10 largest counts, largest first (ties"
+    " by key); `others` sums the counts not listed and `distinct` says how many keys there"
+    " were. A click counts once for each of its tags, so tag counts may add up to more"
+    " than `clicks`, and clicks without tags appear in no tag."
+    "\n\nWith `dimension`: from the per-day breakdown rows and the deltas not folded"
+    " into them yet (no log is read; exact once a click's batch has committed). `device`"
+    " (desktop, phone, tablet, bot, other), `os` and `browser` (families, `Other` when"
+    " not recognized) and `referrer` (the Referer's host, `direct` without one) split the"
+    " clicks that count; `bot` splits the bots' clicks kept out of the counts, by bot"
+    " name (`LINE`, `Telegram`, `Googlebot`, `curl`, …). `values` holds the 10 largest"
+    " sums as above, `days` each day's sum.",
 )
 async def campaign_breakdown(
-    session: Session, principal: CurrentUser, campaign_id: PathId, days: Days
-) -> schemas.Breakdown:
+    session: Session,
+    principal: CurrentUser,
+    campaign_id: PathId,
+    days: Days,
+    dimension: Annotated[
+        schemas.Dimension | None,
+        Query(description="Break the range down by this instead of tags, sources and types"),
+    ] = None,
+) -> schemas.Breakdown | schemas.DimensionBreakdown:
     campaign = await service.get_campaign(session, principal, campaign_id)
-    return await service.breakdown(session, campaign, days.start, days.end)
+    if dimension is None:
+        return await service.breakdown(session, campaign, days.start, days.end)
+    return await service.dimension_breakdown(session, campaign, dimension, days.start, days.end)
 
 
 @admin.patch("/members/{line_uid}", summary="Set a member's display name")
@@ -280,7 +304,10 @@ def _track_route() -> APIRoute:
         " the target against the campaign's allowed hosts or the link's signature), counted"
         " once (a repeat of the same click within the dedup window is redirected but not"
         " counted again) and answered with a redirect to `to`. HEAD is checked and"
-        " answered the same but never counted (link previews). A refusal is never a"
+        " answered the same but never counted (link previews). A bot's GET (a chat app's"
+        " link-preview fetcher, a crawler, an HTTP tool, told by its User-Agent) is"
+        " redirected and logged too, but counted only in the campaign's `bot_clicks`"
+        " unless the campaign's `filter_bots` is off. A refusal is never a"
         " redirect: the error envelope names the parameter and why.",
         status_code=302,
         response_class=Response,

@@ -59,6 +59,12 @@ class ClicksSettings(BaseModel):
     public_base_url: str | None = None  # base of signed links; default: the request's
     bare_route: bool = False  # mount /__bare302 (records nothing), for the benchmark
     recalibration_chunk: int = 20  # campaigns per recalibration transaction
+    # Tell bots from people and break clicks down by device, OS, browser and referrer
+    # (service/agents.py). Off: every click counts, as a person's, and moves no breakdown.
+    classify_agents: bool = True
+    # Each serving process folds the batches' breakdown deltas into the breakdown rows
+    # this often (a loop of its own, whatever the scheduler; clicks.fold_breakdowns too).
+    breakdown_fold_seconds: float = Field(5.0, gt=0)
 
 
 def clicks_settings(settings: CoreSettings) -> ClicksSettings:

@@ -31,7 +31,19 @@ async def replay_spool(runtime: Runtime) -> dict[str, Any]:
         service.spool_directory(runtime.settings.var_dir),
         chunk_size=clicks_settings(runtime.settings).spool.replay_chunk,
         on_event=lambda outcome: TRACK_REPLAYED.labels(outcome=outcome).inc(),
+        classifier=wiring.classifier_of(runtime),
     )
+
+
+@job(
+    "clicks.fold_breakdowns",
+    every_seconds=60,
+    description="Fold the click batches' breakdown deltas into the per-day breakdown rows",
+)
+async def fold_breakdowns(runtime: Runtime) -> dict[str, Any]:
+    """Every serving process folds every few seconds (wiring.py); this job is for a fold
+    by hand, and folds on schedule where no server runs (clicks replayed by a worker)."""
+    return await service.fold_breakdowns(runtime.db)
 
 
 async def recalibrate_now(runtime: Runtime) -> RecalibrationRun:
@@ -47,4 +59,4 @@ recalibrate = recalibration_job(
     description="Recompute click counters, summaries and tag sets from the logs; fix drift",
 )
 
-JOBS = (replay_spool, recalibrate)
+JOBS = (replay_spool, fold_breakdowns, recalibrate)

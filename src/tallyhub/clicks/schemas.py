@@ -13,6 +13,7 @@ from tallyhub.core.daywindow import MAX_ZONE_LENGTH, check_zone
 from tallyhub.core.validation import RowId, Text
 
 InteractionType = Literal["image_click", "button_url", "carousel_click", "text_link", "rich_menu"]
+Dimension = Literal["device", "os", "browser", "referrer", "bot"]
 
 # A host name, or "*.example.com" for every subdomain of example.com.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -37,6 +38,12 @@ def _check_hosts(hosts: list[str] | None) -> list[str] | None:
 
 # ---------------------------------------------------------------- campaigns
 
+_FILTER_BOTS = (
+    "Keep bots' clicks (link previews, crawlers, HTTP tools) out of clicked_count, the"
+    " daily clicks, the per-user summaries, tags, members and unique users; they are"
+    " logged and counted in bot_clicks instead. Off: every click counts, bots' too."
+)
+
 
 class CampaignCreate(BaseModel):
     name: Text = Field(min_length=1, max_length=200)
@@ -50,6 +57,7 @@ class CampaignCreate(BaseModel):
         None, max_length=MAX_ZONE_LENGTH, examples=["Asia/Tokyo"], description="For daily figures"
     )
     owner_id: RowId | None = Field(None, description="Admins may create for another user")
+    filter_bots: bool = Field(True, description=_FILTER_BOTS)
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
     _zone = field_validator("timezone")(check_zone)
@@ -59,6 +67,7 @@ class CampaignUpdate(BaseModel):
     name: Text | None = Field(None, min_length=1, max_length=200)
     allowed_hosts: list[str] | None = Field(None, max_length=100)
     timezone: str | None = Field(None, max_length=MAX_ZONE_LENGTH)
+    filter_bots: bool | None = Field(None, description=_FILTER_BOTS)
 
     _hosts = field_validator("allowed_hosts")(_check_hosts)
     _zone = field_validator("timezone")(check_zone)
@@ -72,8 +81,12 @@ class Campaign(BaseModel):
     allowed_hosts: list[str]
     timezone: str
     owner_id: int | None
-    clicked_count: int
+    clicked_count: int = Field(
+        description="clicks that count: people's (and bots' when not filtered)"
+    )
     unique_users: int
+    bot_clicks: int = Field(description="bots' clicks kept out of the counts")
+    filter_bots: bool
     created_at: datetime
     updated_at: datetime
 
@@ -120,6 +133,21 @@ class Breakdown(BaseModel):
 class CampaignDaily(BaseModel):
     business_date: date
     clicks: int
+
+
+class DimensionBreakdown(BaseModel):
+    """A range's clicks by one dimension, from the per-day breakdown rows and their deltas
+    not folded yet. `device`, `os`,
+    `browser` and `referrer` split the clicks that count (each sums to them, for the
+    clicks recorded with classification on); `bot` splits the bots' clicks kept out of
+    the counts, by bot name."""
+
+    dimension: Dimension
+    start: date
+    end: date
+    clicks: int = Field(description="the range's sum over every value")
+    values: TopList = Field(description="the values' sums, largest first")
+    days: list[CampaignDaily] = Field(description="each day's sum, every day of the range")
 
 
 # ---------------------------------------------------------------- signed links
@@ -175,6 +203,17 @@ class Interaction(BaseModel):
     tags: list[str]
     triggered_at: datetime
     user_agent: str | None
+    counted: bool = Field(description="false: a bot's click kept out of the counts")
+    agent_kind: Literal["person", "bot", "unknown"] | None = Field(
+        description="what the User-Agent was classified as (unknown: none was sent); null"
+        " when recorded without classification"
+    )
+    bot_kind: Literal["preview", "crawler", "tool"] | None
+    bot_name: str | None
+    device: str | None = Field(description="desktop, phone, tablet, bot or other")
+    os_family: str | None
+    browser_family: str | None
+    referrer_host: str | None = Field(description="the Referer's host; direct without one")
 
 
 class MemberUpdate(BaseModel):

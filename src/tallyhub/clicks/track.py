@@ -14,6 +14,7 @@ import structlog
 from starlette.types import Receive, Scope, Send
 
 from tallyhub.clicks import service
+from tallyhub.clicks.service.agents import referrer_host
 from tallyhub.clicks.service.recording import (
     TRACK_DEDUP,
     TRACK_DURATION,
@@ -95,7 +96,9 @@ class Tracker:
 
     Checks (no database round trip while the campaign is cached): parameters, then the
     target against the campaign's allowed hosts or the link's signature, then the dedup
-    window. A HEAD request is checked and answered but not counted (link previewers)."""
+    window. A HEAD request is checked and answered but not counted (link previewers); a
+    bot's GET is redirected and recorded, and the batch keeps it out of the people's
+    counts (its User-Agent is classified once per distinct string, `classifier`)."""
 
     def __init__(
         self,
@@ -103,8 +106,10 @@ class Tracker:
         dedup: OnceWindow,
         recorder: service.ClickRecorder,
         key: bytes,
+        classifier: service.Classifier = service.classify,
     ) -> None:
         self.rules = rules
+        self.classifier = classifier
         self.dedup = dedup
         self.recorder = recorder
         self.key = key
@@ -167,9 +172,12 @@ class Tracker:
 
         if scope["method"] == "HEAD":
             return _redirect(location)
-        user_agent = _header(scope, b"user-agent")
+        user_agent, referer = _agent_headers(scope)
+        user_agent = user_agent[:512]
         client = "" if uid is not None else f"{_address(scope)}|{user_agent}"
-        key = service.dedup_key(uid, client, cid, src, type_, to)
+        agent = self.classifier(user_agent or None)  # cached: the batch reads it again
+        bot = agent is not None and agent.is_bot
+        key = service.dedup_key(uid, client, cid, src, type_, to, bot=bot)
         dedup = self.dedup
         if not (dedup.claim_local(key) if dedup.redis is None else await dedup.claim(key)):
             TRACK_DEDUP.inc()
@@ -183,8 +191,10 @@ class Tracker:
             target=to,
             tags=tags,
             triggered_at=utcnow(),
-            user_agent=user_agent[:512] or None,
+            user_agent=user_agent or None,
             timezone=rule.timezone if rule is not None else None,
+            referrer=referrer_host(referer) if referer else None,
+            filter_bots=rule.filter_bots if rule is not None else None,
         )
         await self.recorder.record(event, spent=spent)
         return _redirect(location)
@@ -259,11 +269,15 @@ class Tracker:
         return params, tags
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def _agent_headers(scope: Scope) -> tuple[str, str]:
+    """The request's User-Agent and Referer ("" when absent), in one pass."""
+    user_agent = referer = ""
     for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
+        if key == b"user-agent":
+            user_agent = value.decode("latin-1")
+        elif key == b"referer":
+            referer = value.decode("latin-1")
+    return user_agent, referer
 
 
 def _address(scope: Scope) -> str:

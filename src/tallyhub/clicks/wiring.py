@@ -5,7 +5,7 @@ jobs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +47,25 @@ def serving_parts(runtime: Runtime) -> ClickParts | None:
     return runtime.find(ClickParts)
 
 
+def classifier_of(runtime: Runtime) -> service.Classifier:
+    """How this process classifies clicks' agents: `agents.classify`, or not at all."""
+    if clicks_settings(runtime.settings).classify_agents:
+        return service.classify
+    return lambda _user_agent: None
+
+
 def _build(runtime: Runtime) -> ClickParts:
     settings = clicks_settings(runtime.settings)
     known = service.KnownRows()
+    classifier = classifier_of(runtime)
 
     async def apply(session: AsyncSession, events: Sequence[service.ClickEvent]) -> Any:
         return await service.apply_clicks(
-            session, events, known=known, may_be_recorded=recorder.may_be_recorded
+            session,
+            events,
+            known=known,
+            may_be_recorded=recorder.may_be_recorded,
+            classifier=classifier,
         )
 
     writer: BatchWriter[service.ClickEvent, str] = BatchWriter.from_settings(
@@ -84,7 +96,9 @@ def _build(runtime: Runtime) -> ClickParts:
         runtime.redis,
         on_backend_error=lambda error: count_error("dedup", error),
     )
-    tracker = Tracker(rules, dedup, recorder, service.link_key(runtime.secret_key))
+    tracker = Tracker(
+        rules, dedup, recorder, service.link_key(runtime.secret_key), classifier=classifier
+    )
     return ClickParts(writer, spool, rules, recorder, tracker, snapshot)
 
 
@@ -128,6 +142,7 @@ async def replay_once(runtime: Runtime, built: ClickParts) -> dict[str, int]:
         chunk_size=clicks_settings(runtime.settings).spool.replay_chunk,
         own=built.spool,
         on_event=lambda outcome: TRACK_REPLAYED.labels(outcome=outcome).inc(),
+        classifier=classifier_of(runtime),
     )
     built.recorder.reset()  # the database answered: stop spooling straight away
     return counts
@@ -137,22 +152,43 @@ async def _replay_loop(runtime: Runtime, built: ClickParts) -> None:
     """Every `spool.replay_seconds`, from start-up on: the spool is local to this
     process's host, so no job slot elsewhere can replay it."""
     every = clicks_settings(runtime.settings).spool.replay_seconds
+    await _repeat("replay", "spool_replay", every, lambda: replay_once(runtime, built), "events")
+
+
+async def _fold_loop(runtime: Runtime) -> None:
+    """Every `breakdown_fold_seconds`: the breakdown deltas this and the other processes'
+    batches inserted, folded into the breakdown rows (reads are exact meanwhile)."""
+    every = clicks_settings(runtime.settings).breakdown_fold_seconds
+    await _repeat("fold", "breakdown_fold", every, lambda: service.fold_breakdowns(runtime.db))
+
+
+async def _repeat(
+    operation: str,
+    event: str,
+    every: float,
+    work: Callable[[], Awaitable[dict[str, int]]],
+    worth_logging: str | None = None,
+) -> None:
+    """`work` every `every` seconds, from now on. A database out of reach is logged once
+    until it answers again; any other failure every time; both are counted as errors of
+    `operation`. A turn is logged when its `worth_logging` count is not 0, or after a
+    failure."""
     failing = False
     while True:
         try:
-            counts = await replay_once(runtime, built)
+            counts = await work()
         except UNAVAILABLE as error:
-            count_error("replay", error)
+            count_error(operation, error)
             if not failing:
-                log.warning("clicks.spool_replay_waiting", error=repr(error)[:300], every=every)
+                log.warning(f"clicks.{event}_waiting", error=repr(error)[:300], every=every)
             failing = True
         except Exception as error:
-            count_error("replay", error)
-            log.error("clicks.spool_replay_failed", exc_info=True)
+            count_error(operation, error)
+            log.error(f"clicks.{event}_failed", exc_info=True)
             failing = True
         else:
-            if failing or counts["events"]:
-                log.info("clicks.spool_replayed", **counts)
+            if failing or (worth_logging is not None and counts[worth_logging]):
+                log.info(f"clicks.{event}_done", **counts)
             failing = False
         await asyncio.sleep(every)
 
@@ -180,6 +216,7 @@ async def lifespan(runtime: Runtime) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(_invalidations(runtime, built, subscription), name="clicks-inval"),
         asyncio.create_task(_replay_loop(runtime, built), name="clicks-spool-replay"),
+        asyncio.create_task(_fold_loop(runtime), name="clicks-breakdown-fold"),
     ]
     try:
         yield

@@ -2,9 +2,12 @@
 (tracking), how a batch of clicks is written (clicks, with the per-user summaries and tag
 sets in summaries), the spool for when the database cannot take them, the live recorder
 (recording), the campaign cache (rules) with its local snapshot, the admin reads and
-writes (campaigns), the dashboard's figures (figures), and recalibration. Services
+writes (campaigns), the dashboard's figures (figures), and recalibration; who sent a
+click (agents) and the per-day breakdowns it moves (breakdowns, with their fold). Services
 flush; the edge commits."""
 
+from tallyhub.clicks.service.agents import Agent, classify, referrer_host
+from tallyhub.clicks.service.breakdowns import fold_breakdowns
 from tallyhub.clicks.service.campaigns import (
     campaign_users,
     create_campaign,
@@ -19,11 +22,19 @@ from tallyhub.clicks.service.campaigns import (
 from tallyhub.clicks.service.clicks import (
     ALREADY_RECORDED,
     RECORDED,
+    Classifier,
     KnownRows,
     apply_clicks,
 )
 from tallyhub.clicks.service.events import ClickEvent
-from tallyhub.clicks.service.figures import breakdown, daily, summary, today_clicks, with_today
+from tallyhub.clicks.service.figures import (
+    breakdown,
+    daily,
+    dimension_breakdown,
+    summary,
+    today_clicks,
+    with_today,
+)
 from tallyhub.clicks.service.recalibration import recalibrate
 from tallyhub.clicks.service.recording import SPOOLED, ClickRecorder
 from tallyhub.clicks.service.rules import CampaignRules, CampaignsUnavailable
@@ -46,10 +57,12 @@ __all__ = [
     "ALREADY_RECORDED",
     "RECORDED",
     "SPOOLED",
+    "Agent",
     "CampaignRule",
     "CampaignRules",
     "CampaignSnapshot",
     "CampaignsUnavailable",
+    "Classifier",
     "ClickEvent",
     "ClickRecorder",
     "ClickSpool",
@@ -60,9 +73,12 @@ __all__ = [
     "apply_clicks",
     "breakdown",
     "campaign_users",
+    "classify",
     "create_campaign",
     "daily",
     "dedup_key",
+    "dimension_breakdown",
+    "fold_breakdowns",
     "get_campaign",
     "host_allowed",
     "interactions",
@@ -72,6 +88,7 @@ __all__ = [
     "normalize_tags",
     "parse_target",
     "recalibrate",
+    "referrer_host",
     "replay_spool",
     "sign_link",
     "snapshot_path",

@@ -19,6 +19,7 @@ from tallyhub.clicks.models import (
     InteractionLog,
     Member,
 )
+from tallyhub.clicks.service.agents import classify
 from tallyhub.clicks.service.summaries import tags_of
 from tallyhub.clicks.service.tracking import (
     Refused,
@@ -48,6 +49,8 @@ async def create_campaign(
         owner_id=owner_id,
         clicked_count=0,
         unique_users=0,
+        bot_clicks=0,
+        filter_bots=data.filter_bots,
         created_at=now,
         updated_at=now,
     )
@@ -196,7 +199,8 @@ async def user_summaries(
 async def interactions(
     session: AsyncSession, campaign: Campaign, paging: PageParams
 ) -> tuple[list[schemas.Interaction], int]:
-    """The interaction log, newest first; the total is the campaign's counter."""
+    """The interaction log, newest first; the total is the campaign's counters (every
+    logged click moved either its clicks or its bot clicks)."""
     rows = await session.scalars(
         select(InteractionLog)
         .where(InteractionLog.campaign_id == campaign.id)
@@ -204,22 +208,34 @@ async def interactions(
         .offset(paging.offset)
         .limit(paging.page_size)
     )
-    items = [
-        schemas.Interaction(
-            id=r.id,
-            event_id=r.event_id,
-            line_id=r.line_id,
-            campaign_id=r.campaign_id,
-            source_campaign_id=r.source_campaign_id,
-            interaction_type=r.interaction_type,
-            interaction_value=r.interaction_value,
-            tags=normalize_tags(r.tags),
-            triggered_at=r.triggered_at,
-            user_agent=r.user_agent,
-        )
-        for r in rows
-    ]
-    return items, campaign.clicked_count
+    items = [_interaction(r) for r in rows]
+    return items, campaign.clicked_count + campaign.bot_clicks
+
+
+def _interaction(r: InteractionLog) -> schemas.Interaction:
+    """A logged click as shown, with what its agent is (classified when it was recorded:
+    its referrer host is set)."""
+    agent = None if r.referrer_host is None else classify(r.user_agent)
+    return schemas.Interaction(
+        id=r.id,
+        event_id=r.event_id,
+        line_id=r.line_id,
+        campaign_id=r.campaign_id,
+        source_campaign_id=r.source_campaign_id,
+        interaction_type=r.interaction_type,
+        interaction_value=r.interaction_value,
+        tags=normalize_tags(r.tags),
+        triggered_at=r.triggered_at,
+        user_agent=r.user_agent,
+        counted=r.counted,
+        agent_kind=agent and agent.kind,
+        bot_kind=agent and agent.bot_kind,
+        bot_name=agent and agent.bot_name,
+        device=agent and agent.device,
+        os_family=agent and agent.os,
+        browser_family=agent and agent.browser,
+        referrer_host=r.referrer_host,
+    )
 
 
 # ---------------------------------------------------------------- members

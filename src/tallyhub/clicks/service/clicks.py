@@ -1,11 +1,15 @@
 """The click write path: `apply_clicks` applies a whole batch in one transaction.
 
 Per batch: replayed event ids already in the log answer "already recorded" (replay is
-idempotent); members new to this process are inserted-or-nothing first (their ids go into
-the messages); then one `write_rows()` writes the (campaign, user) rows new to this
-process, the summary upsert (deltas coalesced per (campaign, uid, src)), the new tags
-(summaries.py), the interaction logs and the messages; the campaign counters, the daily
-rows and the new tag strings move last, together.
+idempotent); each click's agent is classified (agents.py), and a bot's click is kept out
+of the people's counts when its campaign filters bots: it is logged and moves only the
+campaign's `bot_clicks` and its day's `bot` breakdown. For the clicks that count,
+members new to this process are inserted-or-nothing first (their ids go into the
+messages); then one `write_rows()` writes the (campaign, user) rows new to this process,
+the summary upsert (deltas coalesced per (campaign, uid, src)), the new tags
+(summaries.py), the interaction logs, the messages and the breakdown deltas (one per
+campaign and day, breakdowns.py); the campaign counters, the daily rows and the new tag
+strings move last, together.
 
 On PostgreSQL each `write_rows()` is a single statement over one array per column, so a
 batch costs four round trips (BEGIN, the rows, the counters, COMMIT) however many clicks,
@@ -16,38 +20,33 @@ twice on a busy server: each one waits for a turn of the event loop that is also
 the HTTP requests, and a row locked before one is held through it.
 
 Lock order, the same in every transaction (batches, recalibration): members, campaign
-users, summaries (then their tags), campaigns, daily rows; keys sorted inside each. The
-hottest rows (a campaign, its day) come last, so they are held for the shortest time:
-from the last statement to the commit.
+users, summaries (then their tags), campaigns, daily rows, breakdown rows (which only a
+fold and recalibration lock); keys sorted inside each. The hottest rows (a campaign and
+its day) come last, so they are held for the shortest time: from the last statement to
+the commit.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import date, time
 from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from tallyhub.clicks.models import (
-    Campaign,
-    CampaignDailyStats,
-    CampaignUser,
-    InteractionLog,
-    Member,
-    Message,
-)
+from tallyhub.clicks.models import Campaign, CampaignUser, InteractionLog, Member
 from tallyhub.clicks.service import one_statement
-from tallyhub.clicks.service.events import ClickEvent
+from tallyhub.clicks.service.agents import Agent, classify
+from tallyhub.clicks.service.batch_rows import campaign_rows, daily_rows, log_rows, message_rows
+from tallyhub.clicks.service.breakdowns import delta_rows
+from tallyhub.clicks.service.events import ClickEvent, FreshClick
 from tallyhub.clicks.service.summaries import (
     SummaryMoves,
     TagKey,
     in_slices,
     move_summaries,
-    table_of,
     tag_strings,
 )
 from tallyhub.core.bulk import RowSet, bucketed, write_rows
@@ -61,7 +60,9 @@ ALREADY_RECORDED = "already_recorded"
 MIDNIGHT = time(0, 0)
 
 
-CAMPAIGNS = table_of(Campaign)
+# What a click's User-Agent is (agents.classify), or None: classification turned off
+# (TALLYHUB_CLICKS__CLASSIFY_AGENTS=false), every click counts and moves no breakdown.
+Classifier = Callable[[str | None], Agent | None]
 
 
 class KnownRows:
@@ -92,13 +93,6 @@ class KnownRows:
         self.tags.update(tags)
 
 
-@dataclass(slots=True)
-class _Fresh:
-    index: int
-    event: ClickEvent
-    day: date
-
-
 # ---------------------------------------------------------------- statements, built once
 
 
@@ -107,7 +101,7 @@ class _Fresh:
 _RECORDED = select(InteractionLog.event_id).where(
     InteractionLog.event_id.in_(bindparam("ids", expanding=True))
 )
-_ZONES = select(Campaign.id, Campaign.timezone).where(
+_SETTINGS = select(Campaign.id, Campaign.timezone, Campaign.filter_bots).where(
     Campaign.id.in_(bindparam("ids", expanding=True))
 )
 _MEMBERS = select(Member.line_uid, Member.id).where(
@@ -132,6 +126,7 @@ async def apply_clicks(
     *,
     known: KnownRows | None = None,
     may_be_recorded: Callable[[ClickEvent], bool] | None = None,
+    classifier: Classifier = classify,
 ) -> list[str | Exception]:
     """Record a batch of clicks; one result per event: RECORDED, ALREADY_RECORDED, or the
     event's own error (an unknown campaign).
@@ -147,13 +142,13 @@ async def apply_clicks(
         if may_be_recorded is None or may_be_recorded(events[i])
     ]
     cache = known if known is not None else KnownRows()
-    single = not to_check and _one_statement_fits(session, firsts, cache)
+    single = not to_check and _one_statement_fits(session, firsts, cache, classifier)
     conn = await session.connection(
         execution_options={"isolation_level": "AUTOCOMMIT"} if single else None
     )
     recorded = await _already_recorded(conn, to_check)
-    zones = await _zones(conn, firsts)
-    fresh = _date_fresh_clicks(events, first_index, recorded, zones, results)
+    settings = await _settings(conn, firsts)
+    fresh = _date_fresh_clicks(events, first_index, recorded, settings, results, classifier)
     if fresh:
         await _record_fresh(session, conn, fresh, cache, single=single)
         for item in fresh:
@@ -189,20 +184,21 @@ def _date_fresh_clicks(
     events: Sequence[ClickEvent],
     first_index: dict[str, int],
     recorded: set[str],
-    zones: dict[int, str],
+    settings: dict[int, tuple[str, bool]],
     results: list[str | Exception | None],
-) -> list[_Fresh]:
-    """The clicks to record, each with its business date in its campaign's time zone.
-    The others get their answer in `results`: already recorded, or their campaign not
-    found."""
-    fresh: list[_Fresh] = []
+    classifier: Classifier,
+) -> list[FreshClick]:
+    """The clicks to record, each with its business date in its campaign's time zone, its
+    agent and whether it counts. The others get their answer in `results`: already
+    recorded, or their campaign not found."""
+    fresh: list[FreshClick] = []
     days: dict[tuple[str, int], date] = {}
     for event_id, i in first_index.items():
         event = events[i]
         if event_id in recorded:
             results[i] = ALREADY_RECORDED
             continue
-        tz = event.timezone or zones.get(event.campaign_id)
+        tz, filter_bots = _settings_of(event, settings)
         if tz is None:
             results[i] = NotFound(
                 f"campaign {event.campaign_id} not found", code="campaign_not_found"
@@ -213,14 +209,27 @@ def _date_fresh_clicks(
         day = days.get(second)
         if day is None:
             day = days[second] = business_date(event.triggered_at, tz, MIDNIGHT)
-        fresh.append(_Fresh(i, event, day))
+        agent = classifier(event.user_agent)
+        counted = agent is None or not (filter_bots and agent.is_bot)
+        fresh.append(FreshClick(i, event, day, agent, counted))
     return fresh
+
+
+def _settings_of(
+    event: ClickEvent, settings: dict[int, tuple[str, bool]]
+) -> tuple[str | None, bool]:
+    """(time zone, filters bots) of the event's campaign: as the edge knew them, or as
+    read (`settings`); no time zone when there is no such campaign."""
+    if event.settled:
+        return event.timezone, bool(event.filter_bots)
+    tz, filter_bots = settings.get(event.campaign_id, (None, True))
+    return event.timezone or tz, filter_bots if event.filter_bots is None else event.filter_bots
 
 
 async def _record_fresh(
     session: AsyncSession,
     conn: AsyncConnection,
-    fresh: list[_Fresh],
+    fresh: list[FreshClick],
     cache: KnownRows,
     *,
     single: bool,
@@ -229,34 +238,44 @@ async def _record_fresh(
     autocommit mode) or else in the caller's transaction; the rows they proved to exist
     are learnt once that commits."""
     dialect = conn.dialect.name
-    member_ids = await _members(conn, dialect, fresh, cache)
-    users = _CampaignUsers(dialect, fresh, cache)
-    summaries = move_summaries(dialect, [item.event for item in fresh], cache.tags)
+    people = [item for item in fresh if item.counted]
+    member_ids = await _members(conn, dialect, people, cache)
+    users = _CampaignUsers(dialect, people, cache)
+    summaries = move_summaries(dialect, [item.event for item in people], cache.tags)
     if single:
-        await _write_in_one_statement(conn, fresh, member_ids, users, summaries)
+        await _write_in_one_statement(conn, fresh, people, member_ids, users, summaries)
     else:
-        await _write(conn, fresh, member_ids, users, summaries)
+        await _write(conn, fresh, people, member_ids, users, summaries)
     tag_keys = summaries.tag_keys
     user_keys = users.keys
     after_commit(session, lambda: cache.learn(member_ids, user_keys, tag_keys))
 
 
 def _one_statement_fits(
-    session: AsyncSession, events: Sequence[ClickEvent], cache: KnownRows
+    session: AsyncSession, events: Sequence[ClickEvent], cache: KnownRows, classifier: Classifier
 ) -> bool:
-    """A usual batch on PostgreSQL (one_statement.py): every campaign's time zone came
-    with its click and every member is known, so nothing needs to be read first."""
+    """A usual batch on PostgreSQL (one_statement.py): every campaign's settings came
+    with its click and every member whose click counts is known, so nothing needs to be
+    read first."""
     if session.get_bind().dialect.name != "postgresql":
         return False
     members = cache.members
     return all(
-        e.timezone is not None and (e.line_id is None or e.line_id in members) for e in events
+        e.settled and (e.line_id is None or e.line_id in members or _kept_out(e, classifier))
+        for e in events
     )
+
+
+def _kept_out(event: ClickEvent, classifier: Classifier) -> bool:
+    """A bot's click its campaign keeps out of the counts (its settings known)."""
+    agent = classifier(event.user_agent)
+    return bool(event.filter_bots) and agent is not None and agent.is_bot
 
 
 async def _write_in_one_statement(
     conn: AsyncConnection,
-    fresh: list[_Fresh],
+    fresh: list[FreshClick],
+    people: list[FreshClick],
     member_ids: dict[str, int],
     users: _CampaignUsers,
     summaries: SummaryMoves,
@@ -268,17 +287,18 @@ async def _write_in_one_statement(
             conn,
             users=users.rows,
             summaries=summaries,
-            logs=_logs(fresh),
-            messages=_messages(fresh, member_ids),
-            campaigns=_campaigns(fresh, Counter()),
-            daily=_daily(fresh),
+            logs=log_rows(fresh),
+            messages=message_rows(people, member_ids),
+            campaigns=campaign_rows(fresh, Counter()),
+            daily=daily_rows(people),
+            deltas=delta_rows(fresh),
         )
     except one_statement.TagsOutOfOrder:
         # Nothing was written: the general path, in a transaction of its own on
         # this connection (it is in autocommit mode, so BEGIN and COMMIT are ours).
         await conn.exec_driver_sql("BEGIN")
         try:
-            await _write(conn, fresh, member_ids, users, summaries)
+            await _write(conn, fresh, people, member_ids, users, summaries)
         except BaseException:
             await conn.exec_driver_sql("ROLLBACK")
             raise
@@ -287,7 +307,8 @@ async def _write_in_one_statement(
 
 async def _write(
     conn: AsyncConnection,
-    fresh: list[_Fresh],
+    fresh: list[FreshClick],
+    people: list[FreshClick],
     member_ids: dict[str, int],
     users: _CampaignUsers,
     summaries: SummaryMoves,
@@ -299,30 +320,38 @@ async def _write(
         users.rows,
         summaries.rows,
         summaries.tag_rows,
-        _logs(fresh),
-        _messages(fresh, member_ids),
+        log_rows(fresh),
+        message_rows(people, member_ids),
+        delta_rows(fresh),
     )
     new_users = await users.count_new(conn, users_returned)
     strings = await tag_strings(conn, summaries, summaries_returned)
     # The hottest rows last, in one statement: held from here to the commit only.
-    await write_rows(conn, _campaigns(fresh, new_users), _daily(fresh), strings)
+    await write_rows(
+        conn,
+        campaign_rows(fresh, new_users),
+        daily_rows(people),
+        strings,
+    )
 
 
-async def _zones(conn: AsyncConnection, events: Sequence[ClickEvent]) -> dict[int, str]:
-    """Time zones of the campaigns whose events do not carry one; a campaign missing here
-    does not exist."""
-    wanted = {e.campaign_id for e in events if e.timezone is None}
+async def _settings(
+    conn: AsyncConnection, events: Sequence[ClickEvent]
+) -> dict[int, tuple[str, bool]]:
+    """(time zone, filters bots) of the campaigns whose events do not carry them; a
+    campaign missing here does not exist."""
+    wanted = {e.campaign_id for e in events if not e.settled}
     if not wanted:
         return {}
-    rows = await conn.execute(_ZONES, {"ids": bucketed(wanted)})
-    return dict(rows.tuples().all())
+    rows = await conn.execute(_SETTINGS, {"ids": bucketed(wanted)})
+    return {cid: (tz, bool(filter_bots)) for cid, tz, filter_bots in rows}
 
 
 # ---------------------------------------------------------------- members
 
 
 async def _members(
-    conn: AsyncConnection, dialect: str, fresh: list[_Fresh], cache: KnownRows
+    conn: AsyncConnection, dialect: str, fresh: list[FreshClick], cache: KnownRows
 ) -> dict[str, int]:
     """Member id by uid, creating the members seen for the first time."""
     uids = {item.event.line_id for item in fresh if item.event.line_id}
@@ -356,7 +385,7 @@ class _CampaignUsers:
     SQLite learn them from RETURNING; MariaDB reads the rows back and counts those whose
     `first_event_id` is this batch's."""
 
-    def __init__(self, dialect: str, fresh: list[_Fresh], cache: KnownRows) -> None:
+    def __init__(self, dialect: str, fresh: list[FreshClick], cache: KnownRows) -> None:
         firsts: dict[tuple[int, str], ClickEvent] = {}
         for item in fresh:
             event = item.event
@@ -398,84 +427,3 @@ class _CampaignUsers:
             if self.firsts[cid, uid].event_id == event_id:
                 new_users[cid] += 1
         return new_users
-
-
-# ---------------------------------------------------------------- messages and logs
-
-
-def _messages(fresh: list[_Fresh], member_ids: dict[str, int]) -> RowSet:
-    return RowSet(
-        Message,
-        [
-            {
-                "member_id": member_ids[item.event.line_id],
-                "campaign_id": item.event.campaign_id,
-                "direction": "incoming",
-                "message_type": "text",
-                "content": {
-                    "event": "campaign_click",
-                    "campaign_id": item.event.campaign_id,
-                    "source_campaign_id": item.event.source_campaign_id,
-                    "target": item.event.target,
-                    "tags": list(item.event.tags),
-                },
-                "event_id": item.event.event_id,
-                "created_at": item.event.triggered_at,
-            }
-            for item in fresh
-            if item.event.line_id
-        ],
-    )
-
-
-def _logs(fresh: list[_Fresh]) -> RowSet:
-    return RowSet(
-        InteractionLog,
-        [
-            {
-                "event_id": item.event.event_id,
-                "line_id": item.event.line_id,
-                "campaign_id": item.event.campaign_id,
-                "source_campaign_id": item.event.source_campaign_id,
-                "interaction_type": item.event.interaction_type,
-                "interaction_value": item.event.target,
-                "tags": ",".join(item.event.tags),
-                "triggered_at": item.event.triggered_at,
-                "business_date": item.day,
-                "user_agent": item.event.user_agent,
-            }
-            for item in fresh
-        ],
-    )
-
-
-# ---------------------------------------------------------------- the hot rows, last
-
-
-def _daily(fresh: list[_Fresh]) -> RowSet:
-    per_day: Counter[tuple[int, date]] = Counter()
-    for item in fresh:
-        per_day[item.event.campaign_id, item.day] += 1
-    return RowSet(
-        CampaignDailyStats,
-        [
-            {"campaign_id": cid, "business_date": day, "clicks": n}
-            for (cid, day), n in sorted(per_day.items())
-        ],
-        keys=("campaign_id", "business_date"),
-        increment=("clicks",),
-    )
-
-
-def _campaigns(fresh: list[_Fresh], new_users: Counter[int]) -> RowSet:
-    per_campaign: Counter[int] = Counter(item.event.campaign_id for item in fresh)
-    return RowSet(
-        CAMPAIGNS,
-        [
-            {"id": cid, "clicked_count": n, "unique_users": new_users.get(cid, 0)}
-            for cid, n in sorted(per_campaign.items())
-        ],
-        keys=("id",),
-        increment=("clicked_count", "unique_users"),
-        update=True,
-    )

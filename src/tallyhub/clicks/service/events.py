@@ -5,8 +5,10 @@ one_statement) all import it and none of them imports another one back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+
+from tallyhub.clicks.service.agents import Agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,14 @@ class ClickEvent:
     triggered_at: datetime
     user_agent: str | None = None
     timezone: str | None = None  # the campaign's, when the edge knew it (saves a lookup)
+    referrer: str | None = None  # the host of the click's Referer (None: it had none)
+    filter_bots: bool | None = None  # the campaign's setting, when the edge knew it
+
+    @property
+    def settled(self) -> bool:
+        """The edge knew the campaign's settings the batch needs (its time zone and
+        whether it keeps bots out): nothing has to be read for this click."""
+        return self.timezone is not None and self.filter_bots is not None
 
     def to_record(self) -> dict[str, Any]:
         """The event as one spool line (JSON-ready)."""
@@ -35,6 +45,8 @@ class ClickEvent:
             "at": self.triggered_at.isoformat(),
             "ua": self.user_agent,
             "tz": self.timezone,
+            "ref": self.referrer,
+            "fb": self.filter_bots,
         }
 
     @classmethod
@@ -53,4 +65,23 @@ class ClickEvent:
             triggered_at=at,
             user_agent=data.get("ua"),
             timezone=data.get("tz"),
+            referrer=_text(data.get("ref")),
+            filter_bots=data["fb"] if isinstance(data.get("fb"), bool) else None,
         )
+
+
+@dataclass(slots=True)
+class FreshClick:
+    """A click of a batch that is to be recorded: its place in the batch, its business
+    date, its agent (None while classification is off) and whether it counts (a bot's
+    click kept out of the people's counts does not)."""
+
+    index: int
+    event: ClickEvent
+    day: date
+    agent: Agent | None
+    counted: bool
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,6 +1,7 @@
 """The campaign figures the dashboard shows: clicks by day as a complete range, today's
 clicks and unique users (each campaign by its own time zone; its days start at midnight),
-and what the clicks of a range were made of (tags, sources, interaction types)."""
+what the clicks of a range were made of (tags, sources, interaction types), and the
+range's breakdown rows by device, OS, browser, referrer or bot."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tallyhub.clicks import schemas
-from tallyhub.clicks.models import Campaign, CampaignDailyStats, ClickSummary, InteractionLog
+from tallyhub.clicks.models import (
+    Campaign,
+    CampaignDailyStats,
+    ClickSummary,
+    InteractionLog,
+)
+from tallyhub.clicks.service.breakdowns import dimension_sums
 from tallyhub.clicks.service.tracking import normalize_tags
 from tallyhub.core.auth import Principal
 from tallyhub.core.columns import utcnow
@@ -125,14 +132,15 @@ async def daily(
 async def breakdown(
     session: AsyncSession, campaign: Campaign, start: date | None, end: date | None
 ) -> schemas.Breakdown:
-    """Counts by tag, by source campaign and by interaction type, over the range's log
-    (`to` defaults to the campaign's today, `from` to `to`)."""
+    """Counts by tag, by source campaign and by interaction type, over the range's log of
+    clicks that count (`to` defaults to the campaign's today, `from` to `to`)."""
     end = end or campaign_today(campaign)
     days = _days(start or end, end)
     where = (
         InteractionLog.campaign_id == campaign.id,
         InteractionLog.business_date >= days[0],
         InteractionLog.business_date <= days[-1],
+        InteractionLog.counted.is_(True),
     )
     clicks = await session.scalar(select(func.count()).where(*where)) or 0
     tags: Counter[str] = Counter()
@@ -149,6 +157,29 @@ async def breakdown(
         tags=_top(tags.items()),
         sources=_top((str(k), n) for k, n in sources),
         interaction_types=_top((str(k), n) for k, n in types),
+    )
+
+
+async def dimension_breakdown(
+    session: AsyncSession,
+    campaign: Campaign,
+    dimension: schemas.Dimension,
+    start: date | None,
+    end: date | None,
+) -> schemas.DimensionBreakdown:
+    """A range's breakdown rows summed by one dimension: the values' sums, largest first,
+    and each day's sum (a complete range, days without rows as 0). `to` defaults to the
+    campaign's today, `from` to `to`."""
+    end = end or campaign_today(campaign)
+    days = _days(start or end, end)
+    values, per_day = await dimension_sums(session, campaign.id, dimension, days[0], days[-1])
+    return schemas.DimensionBreakdown(
+        dimension=dimension,
+        start=days[0],
+        end=days[-1],
+        clicks=sum(per_day.values()),
+        values=_top(values.items()),
+        days=[schemas.CampaignDaily(business_date=d, clicks=per_day.get(d, 0)) for d in days],
     )
 
 

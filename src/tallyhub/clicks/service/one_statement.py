@@ -19,10 +19,11 @@ What the general path computes between its statements is done in SQL instead:
   nothing of it is written, and the batch takes the general path (`TagsOutOfOrder`).
 
 Locks are taken in the same order as on the general path: campaign users, summaries,
-their tags, then the campaigns (in id order) and their days. The statement's main part
-reads the campaign-users insert, so that runs first; PostgreSQL then runs the other
-data-modifying CTEs from the last listed to the first, which is why they are listed
-hottest first.
+their tags, then the campaigns (in id order) and their days (the breakdown deltas are
+plain inserts, which lock nothing another batch takes). The
+statement's main part reads the campaign-users insert, so that runs first; PostgreSQL
+then runs the other data-modifying CTEs from the last listed to the first, which is why
+they are listed hottest first.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sqlalchemy import TextClause, bindparam, exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tallyhub.clicks.models import (
+    CampaignBreakdownDelta,
     CampaignDailyStats,
     CampaignUser,
     ClickSummary,
@@ -42,6 +44,7 @@ from tallyhub.clicks.models import (
     InteractionLog,
     Message,
 )
+from tallyhub.clicks.service.breakdowns import DELTA_COLUMNS
 from tallyhub.clicks.service.summaries import FirstSeen, SummaryKey, SummaryMoves, table_of
 from tallyhub.core.bulk import RowSet, unnest_arrays
 
@@ -78,6 +81,8 @@ _LOG_COLUMNS = (
     "triggered_at",
     "business_date",
     "user_agent",
+    "counted",
+    "referrer_host",
 )
 _MESSAGE_COLUMNS = (
     "member_id",
@@ -106,12 +111,14 @@ _TAGS = unnest_arrays(table_of(ClickSummaryTag), _TAG_COLUMNS, "g")
 _LOGS = unnest_arrays(table_of(InteractionLog), _LOG_COLUMNS, "l")
 _MESSAGES = unnest_arrays(table_of(Message), _MESSAGE_COLUMNS, "m")
 _DAILY = unnest_arrays(table_of(CampaignDailyStats), _DAILY_COLUMNS, "d")
+_DELTAS = unnest_arrays(table_of(CampaignBreakdownDelta), DELTA_COLUMNS, "b")
 
 
 @lru_cache(maxsize=1)
 def _statement() -> TextClause:
     users, summaries, tags = _USERS.source, _SUMMARIES.source, _TAGS.source
     logs, messages, daily = _LOGS.source, _MESSAGES.source, _DAILY.source
+    deltas = _DELTAS.source
     # A CTE can read only the CTEs listed before it; the ones nothing reads run after the
     # main part, from the last listed to the first. Hence: what is read first, then the
     # writes hottest first.
@@ -138,8 +145,10 @@ counters AS (
   UPDATE campaigns AS t
   SET clicked_count = t.clicked_count + u.n,
       unique_users = t.unique_users
-        + (SELECT count(*) FROM users WHERE users.campaign_id = t.id)
-  FROM unnest(CAST(:campaign_ids AS INTEGER[]), CAST(:campaign_clicks AS INTEGER[])) AS u(id, n),
+        + (SELECT count(*) FROM users WHERE users.campaign_id = t.id),
+      bot_clicks = t.bot_clicks + u.b
+  FROM unnest(CAST(:campaign_ids AS INTEGER[]), CAST(:campaign_clicks AS INTEGER[]),
+              CAST(:campaign_bots AS INTEGER[])) AS u(id, n, b),
        locked AS l
   WHERE t.id = u.id AND l.id = u.id
 ),
@@ -148,6 +157,9 @@ messages AS (
 ),
 logs AS (
   INSERT INTO component_interaction_logs ({_names(_LOG_COLUMNS)}) SELECT * FROM {logs}
+),
+deltas AS (
+  INSERT INTO campaign_breakdown_deltas ({_names(DELTA_COLUMNS)}) SELECT * FROM {deltas}
 ),
 tags AS (
   INSERT INTO click_summary_tags AS t ({_names(_TAG_COLUMNS)}) SELECT * FROM {tags}
@@ -161,7 +173,12 @@ SELECT count(*) FROM users
     return text(sql).bindparams(
         bindparam("campaign_ids"),
         bindparam("campaign_clicks"),
-        *(p for u in (_USERS, _SUMMARIES, _TAGS, _LOGS, _MESSAGES, _DAILY) for p in u.params),
+        bindparam("campaign_bots"),
+        *(
+            p
+            for u in (_USERS, _SUMMARIES, _TAGS, _LOGS, _MESSAGES, _DAILY, _DELTAS)
+            for p in u.params
+        ),
     )
 
 
@@ -203,6 +220,7 @@ async def write_batch(
     messages: RowSet,
     campaigns: RowSet,
     daily: RowSet,
+    deltas: RowSet,
 ) -> None:
     """Write a batch's rows in one statement on a connection in autocommit mode. Raises
     `TagsOutOfOrder` (nothing written) when a summary's string would have to be
@@ -226,12 +244,14 @@ async def write_batch(
     params: dict[str, list[Any]] = {
         "campaign_ids": [row["id"] for row in campaigns.rows],
         "campaign_clicks": [row["clicked_count"] for row in campaigns.rows],
+        "campaign_bots": [row["bot_clicks"] for row in campaigns.rows],
         **_USERS.arrays(users.rows),
         **_SUMMARIES.arrays(summary_rows),
         **_TAGS.arrays(summaries.tag_rows.rows),
         **_LOGS.arrays(logs.rows),
         **_MESSAGES.arrays(messages.rows),
         **_DAILY.arrays(daily.rows),
+        **_DELTAS.arrays(deltas.rows),
     }
     try:
         await conn.execute(_statement(), params)

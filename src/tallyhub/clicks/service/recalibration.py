@@ -1,13 +1,16 @@
 """Recalibration (校准) of the clicks domain: recompute every campaign counter, daily row,
-summary and tag set from the interaction logs, correct what drifted, record each drift.
+breakdown row, summary and tag set from the interaction logs, correct what drifted, record
+each drift. The people's figures come from the logs of clicks that count; `bot_clicks`
+and the `bot` breakdown rows from the others (bots' clicks kept out of the counts).
 
 No statement grows with the number of summaries: what is read is read by campaign (a
 chunk's ids), and what is written by key goes in bounded slices (`in_slices`).
 
-Safe while clicks are recorded: for each chunk of campaigns the summaries, the campaign rows
-and the daily rows are locked first, in the order a click batch takes them, and only
-then are the logs counted. A batch either committed before the lock (its logs are
-counted) or waits for it (neither its logs nor its counter moves are seen).
+Safe while clicks are recorded: for each chunk of campaigns the summaries, the campaign
+rows, the daily rows and the breakdown rows (their deltas folded into them first) are
+locked first, in the order a click batch takes them, and only then are the logs counted.
+A batch either committed before the lock (its logs are counted) or waits for it (neither
+its logs nor its counter moves are seen).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tallyhub.clicks.models import (
     ClickSummaryTag,
     InteractionLog,
 )
+from tallyhub.clicks.service.breakdowns import count_breakdowns, fix_breakdowns, lock_breakdowns
 from tallyhub.clicks.service.summaries import (
     SummaryKey,
     in_slices,
@@ -48,19 +52,23 @@ async def recalibrate(db: Database, chunk_size: int = 20) -> RecalibrationRun:
 
 async def _recalibrate_chunk(session: AsyncSession, campaign_ids: Sequence[int]) -> ChunkResult:
     drifts: list[dict[str, Any]] = []
-    # Lock first, in the order click batches lock: summaries, campaigns, daily rows.
+    # Lock first, in the order click batches lock: summaries, campaigns, daily rows,
+    # breakdown rows.
     stored_summaries = await _lock_summaries(session, campaign_ids)
     campaigns = await _lock_campaigns(session, campaign_ids)
     stored_days = await _lock_days(session, campaign_ids)
+    stored_breakdowns = await lock_breakdowns(session, campaign_ids)
     # Then count the logs.
     per_campaign = await _count_campaign_clicks(session, campaign_ids)
     per_day = await _count_daily_clicks(session, campaign_ids)
+    per_breakdown = await count_breakdowns(session, campaign_ids)
     per_summary = await _count_summary_clicks(session, campaign_ids)
     actual_tags = await _first_seen_tags(session, campaign_ids)
     first_users = await _first_clicks_of_users(session, campaign_ids)
 
     await _fix_campaigns(session, campaigns, per_campaign, drifts)
     await _fix_days(session, stored_days, per_day, drifts)
+    await fix_breakdowns(session, stored_breakdowns, per_breakdown, drifts)
     await _fix_summaries(session, stored_summaries, per_summary, drifts)
     await _fix_tags(session, campaign_ids, stored_summaries, per_summary, actual_tags, drifts)
     await _fix_campaign_users(session, campaign_ids, first_users, drifts)
@@ -119,20 +127,25 @@ async def _lock_days(
 
 async def _count_campaign_clicks(
     session: AsyncSession, campaign_ids: Sequence[int]
-) -> dict[int, tuple[int, int]]:
-    """Clicks and distinct users per campaign."""
-    return {
-        cid: (int(n), int(users))
-        for cid, n, users in await session.execute(
-            select(
-                InteractionLog.campaign_id,
-                func.count(),
-                func.count(func.distinct(InteractionLog.line_id)),
-            )
-            .where(InteractionLog.campaign_id.in_(campaign_ids))
-            .group_by(InteractionLog.campaign_id)
+) -> dict[int, tuple[int, int, int]]:
+    """Clicks that count, their distinct users, and bots' clicks kept out, per campaign."""
+    figures: dict[int, tuple[int, int, int]] = {}
+    for cid, counted, n, users in await session.execute(
+        select(
+            InteractionLog.campaign_id,
+            InteractionLog.counted,
+            func.count(),
+            func.count(func.distinct(InteractionLog.line_id)),
         )
-    }
+        .where(InteractionLog.campaign_id.in_(campaign_ids))
+        .group_by(InteractionLog.campaign_id, InteractionLog.counted)
+    ):
+        clicks, people, bots = figures.get(cid, (0, 0, 0))
+        if counted:
+            figures[cid] = (int(n), int(users), bots)
+        else:
+            figures[cid] = (clicks, people, int(n))
+    return figures
 
 
 async def _count_daily_clicks(
@@ -142,14 +155,19 @@ async def _count_daily_clicks(
         (cid, day): int(n)
         for cid, day, n in await session.execute(
             select(InteractionLog.campaign_id, InteractionLog.business_date, func.count())
-            .where(InteractionLog.campaign_id.in_(campaign_ids))
+            .where(InteractionLog.campaign_id.in_(campaign_ids), InteractionLog.counted.is_(True))
             .group_by(InteractionLog.campaign_id, InteractionLog.business_date)
         )
     }
 
 
 def _with_user(campaign_ids: Sequence[int]) -> list[ColumnElement[bool]]:
-    return [InteractionLog.campaign_id.in_(campaign_ids), InteractionLog.line_id.is_not(None)]
+    """The chunk's clicks that count and carry a user."""
+    return [
+        InteractionLog.campaign_id.in_(campaign_ids),
+        InteractionLog.line_id.is_not(None),
+        InteractionLog.counted.is_(True),
+    ]
 
 
 async def _count_summary_clicks(
@@ -230,13 +248,17 @@ async def _first_clicks_of_users(
 async def _fix_campaigns(
     session: AsyncSession,
     campaigns: dict[int, Campaign],
-    actual: dict[int, tuple[int, int]],
+    actual: dict[int, tuple[int, int, int]],
     drifts: list[dict[str, Any]],
 ) -> None:
     for cid, campaign in sorted(campaigns.items()):
-        clicks, users = actual.get(cid, (0, 0))
+        clicks, users, bots = actual.get(cid, (0, 0, 0))
         fixes: dict[str, int] = {}
-        for field, value in (("clicked_count", clicks), ("unique_users", users)):
+        for field, value in (
+            ("clicked_count", clicks),
+            ("unique_users", users),
+            ("bot_clicks", bots),
+        ):
             if getattr(campaign, field) != value:
                 drifts.append(drift("campaign", cid, field, getattr(campaign, field), value))
                 fixes[field] = value

@@ -174,11 +174,14 @@ class CampaignRules:
     async def _read(self, campaign_ids: list[int]) -> dict[int, CampaignRule]:
         async with self.db.transaction(readonly=True) as session:
             rows = await session.execute(
-                select(Campaign.id, Campaign.allowed_hosts, Campaign.timezone).where(
-                    Campaign.id.in_(campaign_ids)
-                )
+                select(
+                    Campaign.id, Campaign.allowed_hosts, Campaign.timezone, Campaign.filter_bots
+                ).where(Campaign.id.in_(campaign_ids))
             )
-            return {cid: CampaignRule(cid, tuple(hosts), timezone) for cid, hosts, timezone in rows}
+            return {
+                cid: CampaignRule(cid, tuple(hosts), timezone, bool(filter_bots))
+                for cid, hosts, timezone, filter_bots in rows
+            }
 
     def _store(self, campaign_id: int, rule: CampaignRule | None, change: int) -> None:
         if self._changes.get(campaign_id, 0) != change:

@@ -34,6 +34,7 @@ class CampaignRule:
     id: int
     allowed_hosts: tuple[str, ...]
     timezone: str
+    filter_bots: bool = True  # bots' clicks are kept out of the people's counts
 
 
 def snapshot_path(var_dir: Path) -> Path:
@@ -60,7 +61,12 @@ class CampaignSnapshot:
             return {}
         try:
             rules = {
-                int(cid): CampaignRule(int(cid), tuple(rule["allowed_hosts"]), rule["timezone"])
+                int(cid): CampaignRule(
+                    int(cid),
+                    tuple(rule["allowed_hosts"]),
+                    rule["timezone"],
+                    rule.get("filter_bots") is not False,  # absent in older snapshots
+                )
                 for cid, rule in data["campaigns"].items()
             }
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -129,7 +135,11 @@ class CampaignSnapshot:
 
     def _write(self, database_id: str, rules: dict[int, CampaignRule]) -> None:
         campaigns: dict[str, Any] = {
-            str(cid): {"allowed_hosts": list(rule.allowed_hosts), "timezone": rule.timezone}
+            str(cid): {
+                "allowed_hosts": list(rule.allowed_hosts),
+                "timezone": rule.timezone,
+                "filter_bots": rule.filter_bots,
+            }
             for cid, rule in sorted(rules.items())
         }
         document = {"format": FORMAT, "database_id": database_id, "campaigns": campaigns}

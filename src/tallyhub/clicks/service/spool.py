@@ -34,7 +34,8 @@ import structlog
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub.clicks.service.clicks import apply_clicks
+from tallyhub.clicks.service.agents import classify
+from tallyhub.clicks.service.clicks import Classifier, apply_clicks
 from tallyhub.clicks.service.events import ClickEvent
 from tallyhub.core.columns import utcnow
 from tallyhub.core.db import Database
@@ -311,9 +312,11 @@ def _reject(directory: Path, lines: Sequence[bytes]) -> None:
         os.fsync(file.fileno())
 
 
-async def _apply_chunk(db: Database, chunk: list[ClickEvent]) -> list[str | Exception]:
+async def _apply_chunk(
+    db: Database, chunk: list[ClickEvent], classifier: Classifier
+) -> list[str | Exception]:
     async def work(session: AsyncSession) -> list[str | Exception]:
-        return await apply_clicks(session, chunk)
+        return await apply_clicks(session, chunk, classifier=classifier)
 
     attempt = 0
     while True:
@@ -335,6 +338,7 @@ async def replay_spool(
     chunk_size: int = 500,
     own: ClickSpool | None = None,
     on_event: Callable[[str], Awaitable[None] | None] | None = None,
+    classifier: Classifier = classify,
 ) -> dict[str, int]:
     """Apply every replayable segment taken for this database; returns counts by outcome.
     A segment is deleted only after all of it committed; on a database error it goes back
@@ -359,7 +363,9 @@ async def replay_spool(
             )
             counts["rejected"] += len(segment.events) + len(segment.unreadable)
             continue
-        await _replay_segment(db, directory, path, segment, chunk_size, on_event, counts)
+        await _replay_segment(
+            db, directory, path, segment, chunk_size, on_event, counts, classifier
+        )
     return counts
 
 
@@ -371,6 +377,7 @@ async def _replay_segment(
     chunk_size: int,
     on_event: Callable[[str], Awaitable[None] | None] | None,
     counts: dict[str, int],
+    classifier: Classifier,
 ) -> None:
     """Apply one claimed segment in chunks, then delete it; what cannot be applied goes
     to `rejected/`. On an error the segment goes back to ready."""
@@ -380,7 +387,7 @@ async def _replay_segment(
     try:
         for start in range(0, len(segment.events), chunk_size):
             chunk = segment.events[start : start + chunk_size]
-            results = await _apply_chunk(db, chunk)
+            results = await _apply_chunk(db, chunk, classifier)
             for event, result in zip(chunk, results, strict=True):
                 outcome = result if isinstance(result, str) else "rejected"
                 if isinstance(result, Exception):

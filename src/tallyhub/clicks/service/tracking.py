@@ -203,11 +203,17 @@ def verify_link(
     return hmac.compare_digest(expected, sig)
 
 
-def dedup_key(uid: str | None, client: str, cid: int, src: int, type_: str, to: str) -> str:
+def dedup_key(
+    uid: str | None, client: str, cid: int, src: int, type_: str, to: str, *, bot: bool = False
+) -> str:
     """The same (uid, cid, src, type, to) within the window counts once. Without a uid the
     client (address and user agent) stands in for the user, so two anonymous people
-    clicking the same link are not taken for one double click."""
+    clicking the same link are not taken for one double click. A bot's fetch (a chat app
+    building the link's preview) has a key of its own: it never takes the place of the
+    person's click that follows it."""
     who = uid if uid is not None else "\x00" + client
+    if bot:
+        who += "\x00bot"
     raw = "\x1f".join((who, str(cid), str(src), type_, to)).encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 

@@ -3,7 +3,8 @@
 // (create here, edit on the campaign page, which loads this file for it).
 "use strict";
 
-// The campaign dialog: name, allowed hosts (one per line or comma-separated) and time zone.
+// The campaign dialog: name, allowed hosts (one per line or comma-separated), time zone and
+// whether bots' clicks are kept out of the counts.
 window.CampaignForm = (() => {
   const { t, el } = TH;
   const COMMON_ZONES = ["Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Tokyo", "Asia/Seoul",
@@ -40,6 +41,10 @@ window.CampaignForm = (() => {
       field("campaign-form-name", t("campaign.name"), el("input", { id: "campaign-form-name", name: "name", maxlength: 200, required: true })),
       field("campaign-form-hosts", t("campaign.hosts"), el("textarea", { id: "campaign-form-hosts", name: "allowed_hosts", rows: 3, "aria-describedby": "campaign-form-hosts-hint" }), t("campaign.hosts_hint")),
       field("campaign-form-timezone", t("campaign.timezone"), el("select", { id: "campaign-form-timezone", name: "timezone", "aria-describedby": "campaign-form-timezone-hint" }), t("campaign.timezone_hint")),
+      el("p", {}, el("label", { class: "inline", for: "campaign-form-filter-bots" },
+        el("input", { type: "checkbox", id: "campaign-form-filter-bots", name: "filter_bots", "aria-describedby": "campaign-form-filter-bots-hint" }),
+        t("campaign.form.filter_bots"))),
+      el("p", { class: "hint", id: "campaign-form-filter-bots-hint", text: t("campaign.form.filter_bots_hint") }),
       el("p", { class: "form-error", role: "alert" }),
       el("div", { class: "form-actions" },
         el("button", { type: "button", text: t("action.cancel"), onclick: () => dialog.close() }),
@@ -49,7 +54,7 @@ window.CampaignForm = (() => {
     TH.form(form, submit);
   }
   async function submit(data) {
-    const body = { name: data.name, allowed_hosts: hosts(data.allowed_hosts), timezone: data.timezone };
+    const body = { name: data.name, allowed_hosts: hosts(data.allowed_hosts), timezone: data.timezone, filter_bots: form.elements.filter_bots.checked };
     let campaign;
     try {
       campaign = editing
@@ -70,6 +75,7 @@ window.CampaignForm = (() => {
     const zone = campaign ? campaign.timezone : (COMMON_ZONES.includes(browser) ? browser : "Asia/Shanghai");
     form.elements.timezone.replaceChildren(...zoneOptions(zone));
     form.elements.timezone.value = zone;
+    form.elements.filter_bots.checked = campaign ? campaign.filter_bots : true;
     if (campaign) {
       form.elements.name.value = campaign.name;
       form.elements.allowed_hosts.value = campaign.allowed_hosts.join("\n");

@@ -1,7 +1,9 @@
-// One campaign: its settings, today's and all-time figures, clicks per day over a chosen
-// range, what the range's clicks were made of (tags, sources, interaction types), the
-// per-user summaries and the interaction log. Refreshed every 10 s (clicks are not pushed
-// live). Writers edit the campaign and make signed /__track links here.
+// One campaign: its settings, today's and all-time figures (people's clicks and bots'
+// apart), clicks per day over a chosen range, what the range's clicks were made of (tags,
+// sources, interaction types) and who made them (devices, OS, browsers, referrers, and the
+// bots kept out of the counts), the per-user summaries and the interaction log. Refreshed
+// every 10 s (clicks are not pushed live). Writers edit the campaign and make signed
+// /__track links here.
 "use strict";
 (() => {
   const { t, fmt, el, api } = TH;
@@ -20,7 +22,14 @@
   let campaign = null;
   let range = null;
 
+  const DEVICES = {
+    desktop: t("campaign.device.desktop"), phone: t("campaign.device.phone"), tablet: t("campaign.device.tablet"),
+    bot: t("campaign.device.bot"), other: t("campaign.device.other"),
+  };
+  const BOT_KINDS = { preview: t("campaign.bot_kind.preview"), crawler: t("campaign.bot_kind.crawler"), tool: t("campaign.bot_kind.tool") };
+  const REFERRERS = { direct: t("campaign.referrer.direct"), unknown: t("campaign.referrer.unknown") };
   const typeName = (key) => TYPES[key] || key;
+  const familyName = (key) => (key === "Other" ? t("campaign.other_value") : key);
   const sourceName = (key) => (String(key) === "0" ? t("campaign.source.none") : t("campaign.source.id", { id: key }));
 
   // ---------------------------------------------------------------- header and tiles
@@ -35,13 +44,15 @@
     campaign = await api(base);
     document.title = `${campaign.name} · TallyHub`;
     $("campaign-name").textContent = campaign.name;
-    $("campaign-settings").textContent = t("campaign.settings", { zone: campaign.timezone, created: fmt.when(campaign.created_at) });
+    const bots = campaign.filter_bots ? t("campaign.filter_on") : t("campaign.filter_off");
+    $("campaign-settings").textContent = `${t("campaign.settings", { zone: campaign.timezone, created: fmt.when(campaign.created_at) })} · ${bots}`;
     $("campaign-hosts").textContent = campaign.allowed_hosts.length
       ? t("campaign.hosts_line", { hosts: campaign.allowed_hosts.join(", ") })
       : t("clicks.no_hosts");
     tile("tile-today", fmt.int(campaign.today_clicks), t("campaign.today_sub", { day: fmt.day(campaign.business_date), zone: campaign.timezone }));
-    tile("tile-total", fmt.int(campaign.clicked_count));
+    tile("tile-total", fmt.int(campaign.clicked_count), campaign.filter_bots ? t("campaign.total_sub_people") : t("campaign.total_sub_all"));
     tile("tile-unique", fmt.int(campaign.unique_users));
+    tile("tile-bots", fmt.int(campaign.bot_clicks), campaign.filter_bots ? t("campaign.bots_sub") : t("campaign.bots_sub_off"));
   }
 
   // ---------------------------------------------------------------- the range: chart and breakdown
@@ -77,7 +88,25 @@
       showTop("top-types", b.interaction_types, b.clicks, t("campaign.col.type"), typeName);
     } catch (error) { boxes.forEach((box) => TH.state.error($(box), error)); }
   }
-  function onRange(picked) { range = picked; daily(); breakdown(); }
+  // Who clicked: one breakdown per dimension, read from the per-day rows.
+  const DIMENSIONS = [
+    { dimension: "device", box: "by-device", label: t("campaign.col.device"), name: (k) => DEVICES[k] || k },
+    { dimension: "os", box: "by-os", label: t("campaign.col.os"), name: familyName },
+    { dimension: "browser", box: "by-browser", label: t("campaign.col.browser"), name: familyName },
+    { dimension: "referrer", box: "by-referrer", label: t("campaign.col.referrer"), name: (k) => REFERRERS[k] || k },
+    { dimension: "bot", box: "by-bot", label: t("campaign.col.bot"), name: (k) => k },
+  ];
+  async function visitors() {
+    try {
+      const answers = await Promise.all(DIMENSIONS.map((d) => api(`${base}/breakdown?dimension=${d.dimension}&from=${range.start}&to=${range.end}`)));
+      const [devices, , , , bots] = answers;
+      $("visitors-range").textContent = t("campaign.visitors_range", {
+        start: fmt.day(devices.start), end: fmt.day(devices.end), people: fmt.int(devices.clicks), bots: fmt.int(bots.clicks),
+      });
+      DIMENSIONS.forEach((d, n) => showTop(d.box, answers[n].values, answers[n].clicks, d.label, d.name));
+    } catch (error) { DIMENSIONS.forEach((d) => TH.state.error($(d.box), error)); }
+  }
+  function onRange(picked) { range = picked; daily(); breakdown(); visitors(); }
 
   // ---------------------------------------------------------------- paginated lists
   function pager(box, state, total, reload) {
@@ -104,6 +133,14 @@
     return load;
   }
   const tagList = (tags) => (tags.length ? tags.join(", ") : "–");
+  function visitor(i) {
+    if (!i.agent_kind) return "–";
+    if (i.agent_kind === "unknown") return t("campaign.visitor.unknown");
+    const who = i.agent_kind === "bot"
+      ? t("campaign.visitor.bot", { name: i.bot_name, kind: BOT_KINDS[i.bot_kind] || i.bot_kind })
+      : `${DEVICES[i.device] || i.device} · ${familyName(i.browser_family)}`;
+    return i.counted ? who : t("campaign.visitor.not_counted", { who });
+  }
   const users = pagedList("users", "users", [
     { label: t("campaign.col.user"), value: (u) => u.line_id },
     { label: t("campaign.col.display_name"), value: (u) => u.display_name || "–" },
@@ -115,9 +152,10 @@
   const interactions = pagedList("interactions", "interactions", [
     { label: t("campaign.col.time"), value: (i) => fmt.when(i.triggered_at) },
     { label: t("campaign.col.user"), value: (i) => i.line_id || t("campaign.anonymous") },
+    { label: t("campaign.col.visitor"), value: visitor },
     { label: t("campaign.col.source"), value: (i) => sourceName(i.source_campaign_id) },
     { label: t("campaign.col.type"), value: (i) => typeName(i.interaction_type) },
-    { label: t("campaign.col.target"), value: (i) => i.interaction_value },
+    { label: t("campaign.col.target"), value: (i) => el("span", { class: "wrap-url", text: i.interaction_value }) },
     { label: t("campaign.col.tags"), value: (i) => tagList(i.tags) },
   ], t("campaign.no_interactions"));
 
@@ -144,11 +182,11 @@
   // Every 10 s: the campaign's figures; the rest is read again only when clicks came in,
   // and a list only on its first page (a later page would shift under the reader's eyes).
   async function refresh() {
-    const before = campaign.clicked_count;
+    const before = [campaign.clicked_count, campaign.bot_clicks];
     try { await loadCampaign(); } catch (error) { TH.toast(t("state.error", { message: error.message }), "error"); return; }
-    if (campaign.clicked_count !== before) {
+    if (campaign.clicked_count !== before[0] || campaign.bot_clicks !== before[1]) {
       const lists = [users, interactions].filter((load) => load.state.page === 1);
-      await Promise.all([daily(), breakdown(), ...lists.map((load) => load())]);
+      await Promise.all([daily(), breakdown(), visitors(), ...lists.map((load) => load())]);
     }
     stamp();
   }
