@@ -41,16 +41,25 @@ $(STAMP): pyproject.toml $(BIN)/pip
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The DOU+, video and call-center simulators run inside serve (TALLYHUB_<DOMAIN>__SIMULATOR),
+# with a partner's callback receiver: the DOU+ accounts are connected to the demo admin,
+# tasks with completions are seeded and scanned, and the last ten call-center days are
+# synced, so every page fills, and the webhook log shows delivered callbacks, by themselves.
 run: $(STAMP)
 	mkdir -p var
 	$(BIN)/tallyhub db upgrade
 	$(BIN)/tallyhub demo seed
-	$(BIN)/tallyhub serve
+	TALLYHUB_DOUPLUS__SIMULATOR=$${TALLYHUB_DOUPLUS__SIMULATOR:-true} \
+	TALLYHUB_TASKSTATS__SIMULATOR=$${TALLYHUB_TASKSTATS__SIMULATOR:-true} \
+	TALLYHUB_CALLCENTER__SIMULATOR=$${TALLYHUB_CALLCENTER__SIMULATOR:-true} $(BIN)/tallyhub serve
 
 # Everything under tests/: unit, API, the three databases, fuzz, and the dashboard's
 # browser tests in Chromium (apt-get install chromium; .ci/run does).
+# In TEST_WORKERS processes (pytest-xdist); the tests that share a live server, a fuzz
+# run or an outside service stay together in one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

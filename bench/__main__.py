@@ -7,7 +7,7 @@ import importlib
 import sys
 
 # Each module exposes `run() -> str`, which measures and returns its table.
-MODULES: list[str] = ["leads", "clicks"]
+MODULES: list[str] = ["leads", "clicks", "clicks_agents", "douplus", "taskstats", "callcenter"]
 
 
 def main(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ exactly the requests the server acknowledged: the figure to compare with the cou
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import asyncpg
+import structlog
 
 T = TypeVar("T")
 
@@ -591,3 +593,19 @@ class Table:
             out.append("")
             out.extend(f"- {note}" for note in self.notes)
         return "\n".join(out)
+
+
+def quiet_logs() -> None:
+    """The services' info lines stay off stdout, which carries only the tables; their
+    warnings and errors still reach stderr."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -45,6 +45,7 @@ from bench.harness import (
     sequential_latencies,
     temp_database,
 )
+from tallyhub.core.crypto import generate_key
 
 GOAL_INCOMING_PER_S = 3000
 GOAL_LIST_P95_S = 0.020
@@ -313,6 +314,8 @@ def server_env(db: TempDatabase, secret: str, *, batching: bool) -> dict[str, st
         "TALLYHUB_SCHEDULER": "off",
         "TALLYHUB_ENV": "production",
         "TALLYHUB_SECRET_KEY": secret,
+        # production requires it (third-party tokens); none are stored in this benchmark
+        "TALLYHUB_ENCRYPTION_KEYS": generate_key(),
         "TALLYHUB_LEADS__BATCHING__ENABLED": "true" if batching else "false",
     }
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tallyhub.core import auth, recalibration
 from tallyhub.core.columns import Base
 from tallyhub.core.jobs import runner
+from tallyhub.core.webhooks import models as webhook_models  # noqa: F401  (its tables)
 from tallyhub.domains import DOMAINS
 from tallyhub.settings import get_settings
 
@@ -43,6 +44,12 @@ def _run(connection: Connection) -> None:
 async def _online() -> None:
     engine = create_async_engine(_url())
     async with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # WAL is stored in the file: a database made here is in WAL mode from the
+            # start, so the app's first connections never race to switch it (two
+            # connections switching at once wait on each other until the busy timeout).
+            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            await connection.commit()  # ends the implicit begin, before Alembic's own
         await connection.run_sync(_run)
     await engine.dispose()
 

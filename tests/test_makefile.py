@@ -111,11 +111,11 @@ def test_a_half_made_venv_is_made_again(project: Path) -> None:
     assert _calls(project) == [
         "pip install -q --upgrade pip",
         "pip install -q -e .[dev]",
-        "pytest -q",
+        "pytest -q -n 2 --dist loadgroup",
     ]
 
     # Made once: the next run goes straight to the tests.
     again = _make(project, "test", python)
     assert again.returncode == 0, again.stderr
     assert "making it again" not in again.stdout
-    assert _calls(project)[3:] == ["pytest -q"]
+    assert _calls(project)[3:] == ["pytest -q -n 2 --dist loadgroup"]

@@ -22,6 +22,8 @@ from tallyhub.core.jobs.runner import JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.openapi import Answers, dependency_of, document_errors
 from tallyhub.core.runtime import Extension, Runtime
+from tallyhub.core.webhooks import api as webhooks_api
+from tallyhub.core.webhooks import jobs as webhook_jobs
 from tallyhub.domains import DOMAINS, register_jobs
 from tallyhub.settings import get_settings
 from tallyhub.web import assets, routes
@@ -59,6 +61,12 @@ def _error_answers() -> Answers:
         users.add_user: (409,),
         users.get_user: (404,),
         users.update_user: (404, 409),
+        webhooks_api.get_message: (404,),
+        webhooks_api.resend_message: (404, 409),
+        webhooks_api.get_endpoint: (404,),
+        webhooks_api.update_endpoint: (404,),
+        webhooks_api.rotate_endpoint_secret: (404,),
+        webhooks_api.delete_endpoint: (404,),
         **{fn: codes for domain in DOMAINS for fn, codes in domain.error_answers.items()},
     }
 
@@ -83,7 +91,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
     )
     register_jobs()
     runtime = Runtime.build(settings)
-    extensions: list[Extension] = [auth.lifespan]
+    extensions: list[Extension] = [auth.lifespan, webhook_jobs.lifespan]
     extensions += [domain.lifespan for domain in DOMAINS if domain.lifespan is not None]
     if scheduler:
         extensions.append(_scheduler)
@@ -115,6 +123,7 @@ def create_app(settings: CoreSettings | None = None, *, scheduler: bool = True) 
     app.include_router(auth.router)
     app.include_router(jobs_api.router)
     app.include_router(users.router)
+    app.include_router(webhooks_api.router)
     _mount_domains(app, settings)
     app.include_router(routes.router)
     assets.install(app)

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tallyhub import migrate
+from tallyhub import cli_upstreams, migrate
 from tallyhub.core.auth import Role, User, create_user
 from tallyhub.core.config import CoreSettings
 from tallyhub.core.db import Database
@@ -30,7 +30,7 @@ from tallyhub.core.jobs.registry import REGISTRY
 from tallyhub.core.jobs.runner import JobRun, JobRunner
 from tallyhub.core.logging import configure_logging
 from tallyhub.core.runtime import Runtime
-from tallyhub.domains import register_jobs
+from tallyhub.domains import DOMAINS, register_jobs
 from tallyhub.settings import get_settings, serving_defaults
 
 if TYPE_CHECKING:
@@ -311,22 +311,25 @@ def worker(
         typer.Option(
             "--queues",
             "-Q",
-            help="Queues to take jobs from, comma-separated (default TALLYHUB_JOB_QUEUE)",
+            help="Queues to take jobs from, comma-separated (default: TALLYHUB_JOB_QUEUE and "
+            "every job's own queue, e.g. douplus.orders)",
         ),
     ] = None,
     loglevel: LogLevel = "INFO",
 ) -> None:
     """Run scheduled jobs from the Celery queue (TALLYHUB_SCHEDULER=celery)."""
     settings = _settings()
+    celery = _celery(settings, loglevel.upper())
+    every_queue = {settings.job_queue} | {s.queue for s in REGISTRY.values() if s.queue}
     argv = [
         "worker",
         f"--loglevel={loglevel.upper()}",
         f"--concurrency={concurrency}",
-        f"--queues={queues or settings.job_queue}",
+        f"--queues={queues or ','.join(sorted(every_queue))}",
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")
-    _celery(settings, loglevel.upper()).worker_main(argv)
+    celery.worker_main(argv)
 
 
 @app.command()
@@ -401,3 +404,9 @@ def demo_seed() -> None:
         raise typer.Exit(1)
     counts = _with_runtime(demo.seed)
     console.print(f"demo data ready: {counts}; login [bold]demo[/] / [bold]demo[/]")
+
+
+cli_upstreams.register(app, _with_runtime, console)
+for _domain in DOMAINS:
+    if _domain.commands is not None:
+        app.add_typer(_domain.commands(_with_runtime, console), name=_domain.name)

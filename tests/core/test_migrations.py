@@ -123,3 +123,25 @@ async def test_the_migrations_build_exactly_the_tables_the_models_describe(
     finally:
         await db.dispose()
     assert differences == []
+
+
+async def test_a_migrated_sqlite_database_is_in_wal_mode_before_the_app_opens_it(
+    tmp_path: Path,
+) -> None:
+    """WAL is kept in the file, so the app's first connections, opened together, find it
+    set and do not race to switch it (two switches at once waited out the busy timeout)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/fresh.db"
+    await asyncio.to_thread(migrate.upgrade, url)
+    header = (tmp_path / "fresh.db").read_bytes()[18:20]
+    assert header == b"\x02\x02"  # file format versions 2: WAL
+    db = Database(url)
+    try:
+
+        async def mode() -> str:
+            async with db.engine.connect() as conn:
+                return str((await conn.execute(text("PRAGMA journal_mode"))).scalar())
+
+        modes = await asyncio.wait_for(asyncio.gather(*(mode() for _ in range(8))), 10)
+    finally:
+        await db.dispose()
+    assert modes == ["wal"] * 8

@@ -13,6 +13,7 @@ deeper run: TALLYHUB_FUZZ_EXAMPLES=500 pytest tests/fuzz.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import tempfile
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -34,7 +36,11 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import APIOperation, BaseSchema
 
 from tallyhub.app import create_app
+from tallyhub.callcenter import simulator as callcenter_simulator
 from tallyhub.core.auth import Role
+from tallyhub.core.crypto import generate_key
+from tallyhub.core.simulation import running
+from tallyhub.douplus import simulator
 from tests.clicks.helpers import click
 from tests.conftest import _harness, _prepare, _Servers, make_settings
 from tests.factories import bearer, make_campaign, make_group, user_token
@@ -46,6 +52,7 @@ pytestmark = pytest.mark.fuzz
 MAX_EXAMPLES = int(os.environ.get("TALLYHUB_FUZZ_EXAMPLES", "25"))
 ROLES = ("admin", "operator", "client")
 DATABASES = ("sqlite", "postgresql")
+FUZZ_KEY = generate_key()
 
 
 def _document_operations() -> list[tuple[str, str]]:
@@ -83,23 +90,42 @@ class Target:
     headers: dict[str, str]
 
 
-async def _seed(h: Any) -> dict[str, dict[str, str]]:
-    """Users, groups with accounts and a lead, campaigns with a click; each role's headers."""
+async def _seed(h: Any, sim_url: str) -> dict[str, dict[str, str]]:
+    """Users, groups with accounts and a lead, campaigns with a click, a synced DOU+
+    account each; each role's headers."""
     admin = bearer(await user_token(h.runtime, "admin", Role.admin))
     operator = bearer(await user_token(h.runtime, "operator", Role.operator))
     await user_token(h.runtime, "viewer", Role.viewer)
     groups = []
-    for owner in (admin, operator):
+    async with httpx.AsyncClient(base_url=sim_url) as upstream:
+        douplus = (await upstream.get("/__sim/accounts")).json()
+    for owner, account in zip((admin, operator), douplus, strict=True):
         group = await make_group(h, owner, accounts=["acc-1", "acc-2"], remark="fuzz")
         assert (await incoming(h, group, "acc-1", "U-lead")).status_code == 200
         campaign = await make_campaign(h, owner)
         assert (await click(h, cid=campaign["id"], uid="U-click")).status_code == 302
         groups.append(group)
+        tokens = {k: account[k] for k in ("aweme_sec_uid", "access_token", "refresh_token")}
+        connected = await h.client.post(
+            "/api/douplus/accounts", json={**tokens, "expires_in": 86400}, headers=owner
+        )
+        assert connected.status_code == 201, connected.text
+    await _douplus_synced(h, admin)
     return {
         "admin": admin,
         "operator": operator,
         "client": {"X-Activation-Code": groups[1]["activation_code"]},
     }
+
+
+async def _douplus_synced(h: Any, headers: dict[str, str]) -> None:
+    """The syncs the connections started have ended (before the seeding app stops)."""
+    for _ in range(600):
+        accounts = (await h.client.get("/api/douplus/accounts", headers=headers)).json()
+        if all(a["sync_requested"] is None for a in accounts["items"]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the DOU+ accounts did not sync")
 
 
 @contextmanager
@@ -144,9 +170,28 @@ class Runs:
 
     async def _start(self, db_name: str, role: str) -> Target:
         db = await _prepare(self.servers, db_name)
-        async with _harness(db, self.tmp.mktemp("seed")) as h:
-            headers = (await _seed(h))[role]
-        app = create_app(make_settings(db.url, self.tmp.mktemp("fuzz")), scheduler=False)
+        # Each upstream is its simulator; seeding and serving share one encryption key.
+        sim = simulator.create_app(
+            seed=5, accounts=2, orders_per_account=20, app_id="fuzz", app_secret="fuzz"
+        )
+        sim_url = self.stack.enter_context(running(sim))
+        vendor = callcenter_simulator.create_app(records_per_day=300, api_key="fuzz")
+        vendor_url = self.stack.enter_context(running(vendor))
+        upstream = {"rate_per_second": 1000, "rate_burst": 1000, "backoff_max_seconds": 0.05}
+        overrides = {
+            "encryption_keys": FUZZ_KEY,
+            "douplus": {
+                "base_url": sim_url,
+                "app_id": "fuzz",
+                "app_secret": "fuzz",
+                "upstream": upstream,
+            },
+            "callcenter": {"base_url": vendor_url, "api_key": "fuzz", "upstream": upstream},
+        }
+        async with _harness(db, self.tmp.mktemp("seed"), **overrides) as h:
+            headers = (await _seed(h, sim_url))[role]
+        settings = make_settings(db.url, self.tmp.mktemp("fuzz"), **overrides)
+        app = create_app(settings, scheduler=False)
         base_url = self.stack.enter_context(served(app))
         config = SchemathesisConfig.from_dict({"request-timeout": 30, **CHECKS})
         schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=config)

@@ -1,7 +1,9 @@
 """Browser tests of the dashboard: a real `tallyhub serve` on SQLite with `make run`'s demo
-data, driven by Playwright in Debian's Chromium (browser downloads are not available here;
-`.ci/run` installs the `chromium` package). Screenshots go to var/screenshots/ for a person
-to look at; they are not committed.
+data (the DOU+ simulator inside serve too, its accounts connected and synced in the
+background; the video simulator and a partner's receiver too, tasks seeded and their days
+scanned before serve answers), driven by Playwright in Debian's Chromium (browser
+downloads are not available here; `.ci/run` installs the `chromium` package). Screenshots
+go to var/screenshots/ for a person to look at; they are not committed.
 
 Users: `demo` (admin, from the demo data), and `viewer` / `operator` made with the CLI.
 """
@@ -9,6 +11,7 @@ Users: `demo` (admin, from the demo data), and `viewer` / `operator` made with t
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,12 +19,21 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    BrowserType,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 
 from tests.conftest import IN_CI
 
@@ -50,6 +62,7 @@ class LiveServer:
     url: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
+    log: Path
 
     def cli(self, *args: str) -> str:
         tallyhub = str(Path(sys.executable).parent / "tallyhub")
@@ -65,6 +78,55 @@ class LiveServer:
         ).json()["access_token"]
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"})
 
+    def douplus_simulator(self) -> str:
+        """The address of the DOU+ simulator serve started (its `/__sim/` controls)."""
+        found = re.search(r"douplus\.simulator_started\s+url=(\S+)", self.log.read_text())
+        assert found, f"no DOU+ simulator in the serve log: {self.log.read_text()[-2000:]}"
+        return found.group(1)
+
+    def douplus_synced(self) -> None:
+        """Wait until no DOU+ sync runs and every account's figures have been synced once
+        (serve starts a full sync of each simulated account in the background)."""
+        deadline = time.monotonic() + 60
+        with self.client() as api:
+            while time.monotonic() < deadline:
+                status = api.get("/api/douplus/sync/status").json()
+                synced = all(
+                    any(s["stream"] == "stats" and s["last_success_at"] for s in a["streams"])
+                    for a in status["accounts"]
+                )
+                if status["accounts"] and synced and not status["running"]:
+                    return
+                time.sleep(0.2)
+        raise AssertionError(f"DOU+ not synced after 60 s: {status}")
+
+    def callcenter_synced(self) -> date:
+        """Wait until serve's first call-center syncs (the last ten days and today, run
+        through the jobs in the background, as `make run` does) have filled both caches of
+        each of those days; the server's today."""
+        deadline = time.monotonic() + 60
+        with self.client() as api:
+            server_zone = ZoneInfo(api.get("/api/jobs").json()["items"][0]["timezone"])
+            days: list[dict[str, Any]] = []
+            while time.monotonic() < deadline:
+                today = datetime.now(server_zone).date()
+                span = {"from": str(today - timedelta(days=10)), "to": str(today)}
+                days = api.get("/api/stats/daily", params=span).json()["data"]
+                if len(days) == 11 and all(
+                    d["grade_9"] is not None and d["total_tasks"] is not None for d in days
+                ):
+                    return today
+                time.sleep(0.2)
+        raise AssertionError(f"call-center days not synced after 60 s: {days}")
+
+    def deliver_webhooks(self) -> dict[str, Any]:
+        """Send the webhook deliveries that are due, as the scheduler's `webhooks.deliver`
+        would (it is off here): the job run by hand; what it did."""
+        with self.client() as api:
+            run = api.post("/api/jobs/webhooks.deliver/run").json()
+        assert run["status"] == "succeeded", run
+        return run["counts"]  # type: ignore[no-any-return]
+
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -77,13 +139,20 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         "TALLYHUB_PORT": str(port),
         "TALLYHUB_HOST": "127.0.0.1",
         "TALLYHUB_SCHEDULER": "off",
+        # As `make run`: the DOU+ simulator in serve, so the DOU+ pages fill by themselves.
+        "TALLYHUB_DOUPLUS__SIMULATOR": "true",
+        # As `make run`: the call-center simulator in serve, the last ten days and today
+        # synced in the background through the jobs.
+        "TALLYHUB_CALLCENTER__SIMULATOR": "true",
+        # As `make run`: tasks, completions and scanned days with callbacks to a receiver.
+        "TALLYHUB_TASKSTATS__SIMULATOR": "true",
     }
     tallyhub = str(Path(sys.executable).parent / "tallyhub")
     for step in (["db", "upgrade"], ["demo", "seed"]):
         subprocess.run([tallyhub, *step], env=env, check=True, capture_output=True)
     log = (folder / "serve.log").open("wb")
     process = subprocess.Popen([tallyhub, "serve"], env=env, stdout=log, stderr=log)
-    server = LiveServer(f"http://127.0.0.1:{port}", env, process)
+    server = LiveServer(f"http://127.0.0.1:{port}", env, process, folder / "serve.log")
     try:
         _wait_ready(server, folder / "serve.log")
         for role in ("viewer", "operator"):
@@ -126,10 +195,36 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {**browser_type_launch_args, "executable_path": executable}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
-    # English unless a test asks otherwise; the viewer's zone is fixed so times are stable.
-    return {**browser_context_args, "locale": "en-US", "timezone_id": "Asia/Shanghai"}
+# Playwright for this package only (pytest-playwright keeps it for the session): its sync
+# API keeps an event loop running in the main thread until it stops, and the asyncio tests
+# that run after the browser tests in the same xdist worker could not start theirs.
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as started:
+        yield started
+
+
+@pytest.fixture(scope="package")
+def browser_type(playwright: Playwright, browser_name: str) -> BrowserType:
+    chosen: BrowserType = getattr(playwright, browser_name)
+    return chosen
+
+
+@pytest.fixture(scope="package")
+def browser(
+    browser_type: BrowserType, browser_type_launch_args: dict[str, Any]
+) -> Iterator[Browser]:
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="package")
+def browser_context_args(base_url: str) -> dict[str, Any]:
+    # Package scope too, and no device or video options (pytest-playwright's own reads them
+    # from its session-long Playwright). English unless a test asks otherwise; the viewer's
+    # zone is fixed so times are stable.
+    return {"base_url": base_url, "locale": "en-US", "timezone_id": "Asia/Shanghai"}
 
 
 def sign_in(page: Page, username: str = "demo", password: str = "demo", path: str = "/") -> None:

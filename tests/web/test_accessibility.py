@@ -18,22 +18,42 @@ PAGES = [
     "/leads/groups/{group}",
     "/clicks",
     "/clicks/campaigns/{campaign}",
+    "/douplus",
+    "/douplus/orders/{order}",
+    "/douplus/videos/{video}",
+    "/douplus/oauth",
+    "/taskstats",
+    "/taskstats/tasks/{task}",
+    "/callcenter",
     "/jobs",
+    "/webhooks",
+    "/webhooks/messages/{message}",
     "/users",
 ]
 
 
 @pytest.fixture(scope="module")
-def ids(live_server: LiveServer) -> dict[str, int]:
+def ids(live_server: LiveServer) -> dict[str, int | str]:
+    live_server.douplus_synced()
     with live_server.client() as api:
         group = api.get("/api/leads/groups").json()["items"][0]["id"]
         campaign = api.get("/api/clicks/campaigns").json()["items"][0]["id"]
-    return {"group": group, "campaign": campaign}
+        order = api.get("/api/douplus/orders", params={"sort": "-stat_cost"}).json()["items"][0]
+        task = api.get("/api/taskstats/tasks").json()["items"][0]["id"]
+        message = api.get("/api/webhooks/messages").json()["items"][0]["id"]
+    return {
+        "group": group,
+        "campaign": campaign,
+        "order": order["order_id"],
+        "video": order["item_id"],
+        "task": task,
+        "message": message,
+    }
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_no_serious_accessibility_violation(
-    browser: Browser, base_url: str, ids: dict[str, int], path: str
+    browser: Browser, base_url: str, ids: dict[str, int | str], path: str
 ) -> None:
     context = context_for(browser, base_url)
     try:

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from tallyhub.core.auth import SESSION_COOKIE, Principal, Role, csrf_token, principal_from_token
+from tallyhub.core.columns import utcnow
+from tallyhub.core.daywindow import zone
 from tallyhub.core.errors import Unauthorized
 from tallyhub.core.runtime import Runtime
 from tallyhub.web.assets import PAGES_DIR, PLOTLY_URL
@@ -42,7 +44,11 @@ NAV = [
     NavEntry("overview", "nav.overview", "/"),
     NavEntry("leads", "nav.leads", "/leads"),
     NavEntry("clicks", "nav.clicks", "/clicks"),
+    NavEntry("douplus", "nav.douplus", "/douplus"),
+    NavEntry("taskstats", "nav.taskstats", "/taskstats"),
+    NavEntry("callcenter", "nav.callcenter", "/callcenter"),
     NavEntry("jobs", "nav.jobs", "/jobs"),
+    NavEntry("webhooks", "nav.webhooks", "/webhooks"),
     NavEntry("users", "nav.users", "/users", admin_only=True),
 ]
 
@@ -56,6 +62,10 @@ _environment = Environment(
 templates = Jinja2Templates(env=_environment)
 router = APIRouter(include_in_schema=False)
 log = structlog.get_logger(__name__)
+# DOU+ order and video ids as the DOU+ API takes them (digits, in practice).
+UpstreamId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$")]
+# Webhook message ids as the webhooks API takes them.
+MessageId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^msg_[0-9a-f]+$")]
 
 
 def language_of(request: Request) -> str:
@@ -76,6 +86,12 @@ async def _principal(request: Request) -> Principal | None:
     except Unauthorized as refused:  # expired, or its user disabled: sign in again
         log.info("page.session_refused", path=request.url.path, reason=refused.code)
     return None
+
+
+def server_today(request: Request) -> str:
+    """Today in the server's time zone (the call-center days' calendar), as YYYY-MM-DD."""
+    runtime: Runtime = request.app.state.runtime
+    return utcnow().astimezone(zone(runtime.settings.timezone)).date().isoformat()
 
 
 def _context(request: Request, language: str, **extra: Any) -> dict[str, Any]:
@@ -130,7 +146,7 @@ async def login_page(request: Request, next: str = "/") -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request) -> Response:
-    return await render(request, "overview")
+    return await render(request, "overview", today=server_today(request))
 
 
 @router.get("/leads", response_class=HTMLResponse)
@@ -153,9 +169,55 @@ async def clicks_campaign(request: Request, campaign_id: int) -> Response:
     return await render(request, "clicks_campaign", campaign_id=campaign_id)
 
 
+@router.get("/douplus", response_class=HTMLResponse)
+async def douplus(request: Request) -> Response:
+    return await render(request, "douplus")
+
+
+@router.get("/douplus/oauth", response_class=HTMLResponse)
+async def douplus_oauth(request: Request) -> Response:
+    """Where Ocean Engine sends the owner back (`redirect_uri`): the page finishes OAuth."""
+    return await render(request, "douplus_oauth")
+
+
+@router.get("/douplus/orders/{order_id}", response_class=HTMLResponse)
+async def douplus_order(request: Request, order_id: UpstreamId) -> Response:
+    return await render(request, "douplus_order", order_id=order_id)
+
+
+@router.get("/douplus/videos/{item_id}", response_class=HTMLResponse)
+async def douplus_video(request: Request, item_id: UpstreamId) -> Response:
+    return await render(request, "douplus_video", item_id=item_id)
+
+
+@router.get("/taskstats", response_class=HTMLResponse)
+async def taskstats(request: Request) -> Response:
+    return await render(request, "taskstats")
+
+
+@router.get("/taskstats/tasks/{task_id}", response_class=HTMLResponse)
+async def taskstats_task(request: Request, task_id: int) -> Response:
+    return await render(request, "taskstats_task", task_id=task_id)
+
+
+@router.get("/callcenter", response_class=HTMLResponse)
+async def callcenter(request: Request) -> Response:
+    return await render(request, "callcenter", today=server_today(request))
+
+
 @router.get("/jobs", response_class=HTMLResponse)
 async def jobs(request: Request) -> Response:
     return await render(request, "jobs")
+
+
+@router.get("/webhooks", response_class=HTMLResponse)
+async def webhooks(request: Request) -> Response:
+    return await render(request, "webhooks")
+
+
+@router.get("/webhooks/messages/{message_id}", response_class=HTMLResponse)
+async def webhooks_message(request: Request, message_id: MessageId) -> Response:
+    return await render(request, "webhooks_message", message_id=message_id)
 
 
 @router.get("/users", response_class=HTMLResponse)

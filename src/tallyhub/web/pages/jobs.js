@@ -54,13 +54,15 @@
     const named = lines.filter((line) => /^[A-Za-z_][\w.]*(:|$)/.test(line) && !line.startsWith("Traceback"));
     return (named.pop() || lines.pop() || error).trim();
   }
-  function result(run) {
+  // A run's counts in words; in the list of jobs, `brief` keeps them to a few lines (the
+  // whole text on hover, and in the run history below).
+  function result(run, brief = false) {
     if (!run) return "–";
     if (run.error) return el("span", { class: "error-line", title: run.error, text: errorLine(run.error) });
     if (!run.counts) return "–";
     const entries = Object.entries(run.counts);
     const text = entries.length ? entries.map(([key, value]) => phrase(key, value)).join(t("jobs.list_separator")) : t("jobs.nothing_reported");
-    return el("span", { class: "counts", text });
+    return el("span", { class: brief ? "counts brief" : "counts", title: brief ? text : undefined, text });
   }
   const status = (run) => (run ? TH.badge(STATUS[run.status] || run.status, run.status) : el("span", { class: "muted", text: t("jobs.never_run") }));
   const errorText = (error) => (ERRORS[error.code] ? t(ERRORS[error.code]) : error.message);
@@ -80,7 +82,7 @@
     { label: t("jobs.col.schedule"), key: "schedule", value: schedule },
     { label: t("jobs.col.next_run"), key: "next", value: (j) => fmt.when(j.next_run_at) },
     { label: t("jobs.col.last_run"), value: (j) => lastRun(j.last_run) },
-    { label: t("jobs.col.result"), key: "result", value: (j) => result(j.last_run) },
+    { label: t("jobs.col.result"), key: "result", value: (j) => result(j.last_run, true) },
   ];
   if (TH.isAdmin) JOB_COLUMNS.push({ label: t("jobs.col.actions"), value: (j) => el("button", { type: "button", class: "run-now", text: t("jobs.run_now"), "aria-label": t("jobs.run_named", { name: j.name }), onclick: (e) => runNow(j, e.currentTarget) }) });
 

@@ -36,6 +36,40 @@
     show("tile-clicks-today", fmt.int(s.today_clicks),
       t("overview.unique_users", { n: fmt.int(s.today_unique_users) }));
   }
+  // Today's DOU+ spend and orders; accounts that need re-authorization (they stopped
+  // syncing) said in the warning colour.
+  async function douplus() {
+    const s = await api("/api/douplus/summary");
+    show("tile-douplus", fmt.money(s.cost_today), t("overview.douplus_orders", { n: fmt.int(s.orders_today) }));
+    if (s.needs_reauth) {
+      document.querySelector("#tile-douplus [data-sub]").append(TH.el("br"),
+        TH.badge(t("overview.douplus_needs_reauth", { n: fmt.int(s.needs_reauth) }), "warn"));
+    }
+  }
+  // The latest scanned day's task completions and accounts; callbacks not delivered yet,
+  // or failed for good, as badges (the partner is waiting for them).
+  async function taskstats() {
+    const s = await api("/api/taskstats/summary");
+    const sub = s.latest_date
+      ? t("overview.taskstats_accounts", { n: fmt.int(s.accounts), date: fmt.day(s.latest_date) })
+      : t("overview.taskstats_no_day");
+    show("tile-taskstats", fmt.int(s.completions), sub);
+    const box = document.querySelector("#tile-taskstats [data-sub]");
+    if (s.callbacks_pending) {
+      box.append(TH.el("br"), TH.badge(t("overview.taskstats_pending", { n: fmt.int(s.callbacks_pending) }), "warn"));
+    }
+    if (s.callbacks_failed) {
+      box.append(TH.el("br"), TH.badge(t("overview.taskstats_failed", { n: fmt.int(s.callbacks_failed) }), "bad"));
+    }
+  }
+  // Today's 9-yuan and 1-yuan intentions (the server's today) from the call-center cache
+  // (computed on the first ask of the day), saying where they came from and when.
+  async function callcenter() {
+    const g = (await api(`/api/stats/grade-stats?date=${TH.page.today}`)).data;
+    const sub = g.from_cache ? "overview.callcenter_cached" : "overview.callcenter_computed";
+    show("tile-callcenter", `${fmt.int(g.grade_9)} / ${fmt.int(g.grade_1)}`, t(sub, { time: fmt.whenShort(g.calculated_at) }));
+    document.querySelector("#tile-callcenter [data-sub]").title = fmt.when(g.calculated_at);
+  }
   async function jobs() {
     const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
     const page = await api(`/api/jobs/runs?status=failed&since=${encodeURIComponent(since)}&page_size=1`);
@@ -70,6 +104,9 @@
       busiest("campaigns-today", "/api/clicks/campaigns", CAMPAIGNS, (c) => c.today_clicks),
       leads().catch((e) => failed(["tile-leads-today", "tile-duplicate-rate", "tile-accounts"], e)),
       clicks().catch((e) => failed(["tile-clicks-today"], e)),
+      douplus().catch((e) => failed(["tile-douplus"], e)),
+      taskstats().catch((e) => failed(["tile-taskstats"], e)),
+      callcenter().catch((e) => failed(["tile-callcenter"], e)),
       jobs().catch((e) => failed(["tile-failed-runs"], e)),
     ]);
     document.getElementById("updated").textContent = t("overview.updated", { time: fmt.whenShort(new Date().toISOString()) });

@@ -15,7 +15,7 @@ window.TH = (() => {
   }
   const integer = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
   const percent = new Intl.NumberFormat(lang, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
-  const yuan = new Intl.NumberFormat(lang, { style: "currency", currency: "CNY", minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const yuan = new Intl.NumberFormat(lang, { style: "currency", currency: "CNY", currencyDisplay: "narrowSymbol", minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const stamp = new Intl.DateTimeFormat(lang, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
   const shortStamp = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const day = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeZone: "UTC" });
@@ -60,7 +60,9 @@ window.TH = (() => {
     if (response.status === 204) return null;
     const body = await response.json().catch(() => null);
     if (!response.ok) {
-      const error = (body && body.error) || {};
+      // {"error": {"code", "message"}}, or the call-center seed's {"success": false, "error": "…"}.
+      const found = (body && body.error) || {};
+      const error = typeof found === "string" ? { message: found } : found;
       throw new ApiError(response.status, error.code || "http_" + response.status, error.message || t("error.http", { status: response.status }));
     }
     return body;
