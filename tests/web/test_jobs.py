@@ -113,12 +113,23 @@ def test_the_failed_runs_link_presets_the_filter(page: Page) -> None:
     expect(badges.filter(has_not_text="succeeded")).to_have_count(0)
 
 
-def test_the_jobs_page_in_chinese(browser: Browser, base_url: str) -> None:
+def test_the_jobs_page_in_chinese(browser: Browser, base_url: str, live_server: LiveServer) -> None:
+    with live_server.client() as api:  # counts with detail per account to show
+        assert api.post("/api/jobs/douplus.sync_stats/run").status_code == 200
     context = context_for(browser, base_url, language="zh-CN", viewport=WIDE)
     try:
         page = context.new_page()
         page.goto("/jobs")
         expect(page.locator("h1")).to_have_text("定时任务")
+        stats = page.locator(row(page, "douplus.sync_stats"))
+        expect(stats.locator(".job-name small")).to_have_text("同步当前 5 分钟窗口的 DOU+ 订单数据")
+        # The run's own figures in Chinese; its detail per account on hover only.
+        result = stats.locator("[data-f=result] .counts")
+        expect(result).to_contain_text("个账号")
+        expect(result).to_contain_text("成功")
+        expect(result).not_to_contain_text("按账号")
+        assert "按账号" in (result.get_attribute("title") or "")
+        assert not re.search(r"[a-z]{3,}", result.inner_text()), result.inner_text()
         recover = page.locator(row(page, "core.recover_runs")).locator("[data-f=schedule]")
         expect(recover).to_contain_text("每 30 秒")
         recalibrate = page.locator(row(page, "leads.recalibrate")).locator("[data-f=schedule]")

@@ -3,19 +3,12 @@
 // run history with filters (preset from ?job=, ?status= and ?since=<hours>); admins run a
 // job now. Every 30 s.
 (() => {
-  const { t, fmt, el } = TH;
+  const { t, has, fmt, el } = TH;
   const STATUS = { succeeded: t("status.succeeded"), failed: t("status.failed"), running: t("status.running"),
     queued: t("status.queued"), interrupted: t("status.interrupted"), abandoned: t("status.abandoned") };
   const TRIGGER = { schedule: t("trigger.schedule"), catchup: t("trigger.catchup"), retry: t("trigger.retry"), manual: t("trigger.manual") };
   const WEEKDAY = [t("jobs.weekday.0"), t("jobs.weekday.1"), t("jobs.weekday.2"), t("jobs.weekday.3"),
     t("jobs.weekday.4"), t("jobs.weekday.5"), t("jobs.weekday.6")];
-  // What a job's counts say, one phrase per key ({n} is the number); others: "{n} {what}".
-  const COUNT = {
-    abandoned: "jobs.count.abandoned", accounts: "jobs.count.accounts", already_recorded: "jobs.count.already_recorded",
-    campaigns: "jobs.count.campaigns", deleted: "jobs.count.deleted", drifts: "jobs.count.drifts", events: "jobs.count.events",
-    groups: "jobs.count.groups", recalibration_id: "jobs.count.recalibration_id", recorded: "jobs.count.recorded",
-    rejected: "jobs.count.rejected", retried: "jobs.count.retried", segments: "jobs.count.segments", summaries: "jobs.count.summaries",
-  };
   const ERRORS = { slot_taken: "jobs.error.slot_taken", job_not_found: "jobs.error.job_not_found", admin_only: "jobs.error.admin_only" };
   const POLL_MS = 1000, POLL_LIMIT = 600;
   const filters = document.getElementById("run-filters");
@@ -41,13 +34,24 @@
   const schedule = (job) => el("span", { class: "schedule" }, scheduleWords(job.schedule_parts), el("br"),
     el("small", { class: "muted", title: job.schedule, text: t("jobs.schedule.zone", { zone: job.timezone }) }));
 
-  const words = (key) => key.replace(/_/g, " ");
-  function phrase(key, value) {
-    if (typeof value === "number") return COUNT[key] ? t(COUNT[key], { n: fmt.int(value) }) : t("jobs.count.other", { n: fmt.int(value), what: words(key) });
-    if (typeof value === "boolean") return `${words(key)}: ${value ? t("jobs.yes") : t("jobs.no")}`;
-    if (value && typeof value === "object") return `${words(key)}: ${Object.entries(value).map(([k, v]) => phrase(k, v)).join(t("jobs.list_separator"))}`;
-    return `${words(key)}: ${value}`;
+  // A job's counts in words: `jobs.count.<key>` says a number ({n}), `jobs.key.<key>` names
+  // anything else and `jobs.value.<value>` a word it reports (a status); a key or value
+  // without its message reads as itself, underscores as spaces.
+  const words = (key) => (has(`jobs.key.${key}`) ? t(`jobs.key.${key}`) : key.replace(/_/g, " "));
+  const value = (v) => (has(`jobs.value.${v}`) ? t(`jobs.value.${v}`) : String(v));
+  const number = (v) => (Number.isInteger(v) ? fmt.int(v) : v.toLocaleString(TH.lang, { maximumFractionDigits: 2 }));
+  // Nested detail (per account, per day) in brackets: "by day: 2026-11-27 (status: ok, …)".
+  function phrase(key, v, nested = false) {
+    if (typeof v === "number") return has(`jobs.count.${key}`) ? t(`jobs.count.${key}`, { n: number(v) }) : t("jobs.count.other", { n: number(v), what: words(key) });
+    if (typeof v === "boolean") return t("jobs.key_value", { key: words(key), value: v ? t("jobs.yes") : t("jobs.no") });
+    if (v && typeof v === "object") {
+      const inner = Object.entries(v).map(([k, x]) => phrase(k, x, true)).join(t("jobs.list_separator"));
+      return nested ? t("jobs.nested", { key: words(key), inner }) : t("jobs.key_value", { key: words(key), value: inner });
+    }
+    return t("jobs.key_value", { key: words(key), value: value(v) });
   }
+  // What a job does: its message when the catalog has one, else the code's own words.
+  const description = (job) => (has(`jobs.desc.${job.name}`) ? t(`jobs.desc.${job.name}`) : job.description);
   // The line of a traceback that says what went wrong ("ValueError: bad input").
   function errorLine(error) {
     const lines = error.split("\n").filter((line) => line.trim() && !/^\s/.test(line));
@@ -60,9 +64,13 @@
     if (!run) return "–";
     if (run.error) return el("span", { class: "error-line", title: run.error, text: errorLine(run.error) });
     if (!run.counts) return "–";
-    const entries = Object.entries(run.counts);
-    const text = entries.length ? entries.map(([key, value]) => phrase(key, value)).join(t("jobs.list_separator")) : t("jobs.nothing_reported");
-    return el("span", { class: brief ? "counts brief" : "counts", title: brief ? text : undefined, text });
+    const all = Object.entries(run.counts);
+    const text = (entries) => (entries.length ? entries.map(([key, v]) => phrase(key, v)).join(t("jobs.list_separator")) : t("jobs.nothing_reported"));
+    if (!brief) return el("span", { class: "counts", text: text(all) });
+    // In the list of jobs, the run's own figures; what it did per account or day (its
+    // nested detail) on hover and in the run history.
+    const flat = all.filter(([, v]) => v === null || typeof v !== "object");
+    return el("span", { class: "counts brief", title: text(all), text: text(flat.length ? flat : all) });
   }
   const status = (run) => (run ? TH.badge(STATUS[run.status] || run.status, run.status) : el("span", { class: "muted", text: t("jobs.never_run") }));
   const errorText = (error) => (ERRORS[error.code] ? t(ERRORS[error.code]) : error.message);
@@ -78,7 +86,7 @@
       el("small", { class: "muted", dataset: { f: "duration" }, text: fmt.duration(run.duration_ms) }));
   }
   const JOB_COLUMNS = [
-    { label: t("jobs.col.job"), value: (j) => el("span", { class: "job-name" }, el("strong", { text: j.name }), el("small", { class: "muted", text: j.description })) },
+    { label: t("jobs.col.job"), value: (j) => el("span", { class: "job-name" }, el("strong", { text: j.name }), el("small", { class: "muted", text: description(j) })) },
     { label: t("jobs.col.schedule"), key: "schedule", value: schedule },
     { label: t("jobs.col.next_run"), key: "next", value: (j) => fmt.when(j.next_run_at) },
     { label: t("jobs.col.last_run"), value: (j) => lastRun(j.last_run) },

@@ -13,18 +13,28 @@ window.TH = (() => {
     for (const [name, value] of Object.entries(values || {})) text = text.split(`{${name}}`).join(value);
     return text;
   }
+  const has = (key) => Object.hasOwn(ctx.messages, key);
   const integer = new Intl.NumberFormat(lang, { maximumFractionDigits: 0 });
   const percent = new Intl.NumberFormat(lang, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const yuan = new Intl.NumberFormat(lang, { style: "currency", currency: "CNY", currencyDisplay: "narrowSymbol", minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const stamp = new Intl.DateTimeFormat(lang, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short" });
   const shortStamp = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
   const day = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeZone: "UTC" });
+  // A time with its zone at the end, in every language ("2026年12月7日 09:20:53 GMT+8",
+  // not the zone between date and time as zh-CN's own order has it).
+  function zoneLast(parts) {
+    const at = parts.findIndex((p) => p.type === "timeZoneName");
+    if (at < 0) return parts.map((p) => p.value).join("");
+    const blank = (i) => parts[i] && parts[i].type === "literal" && !parts[i].value.trim();
+    const drop = new Set([at, blank(at + 1) ? at + 1 : blank(at - 1) ? at - 1 : at]);
+    return `${parts.filter((_, i) => !drop.has(i)).map((p) => p.value).join("")} ${parts[at].value}`;
+  }
   const fmt = {
     int: (n) => (n === null || n === undefined ? "–" : integer.format(n)),
     pct: (x) => (x === null || x === undefined || Number.isNaN(x) ? "–" : percent.format(x)),
     ratio: (part, whole) => (whole ? percent.format(part / whole) : "–"),
     money: (s) => (s === null || s === undefined ? "–" : yuan.format(Number(s))),
-    when: (iso) => (iso ? stamp.format(new Date(iso)) : "–"),
+    when: (iso) => (iso ? zoneLast(stamp.formatToParts(new Date(iso))) : "–"),
     whenShort: (iso) => (iso ? shortStamp.format(new Date(iso)) : "–"),
     day: (ymd) => (ymd ? day.format(new Date(ymd + "T00:00:00Z")) : "–"),
     duration: (ms) => {
@@ -187,7 +197,7 @@ window.TH = (() => {
     const layout = {
       barmode: options.stacked ? "stack" : "group", margin: { l: 48, r: 12, t: 12, b: 40 }, height: options.height || 280,
       xaxis: { type: "date", tickformat: "%m-%d", fixedrange: true },
-      yaxis: { rangemode: "tozero", fixedrange: true, separatethousands: true, tickformat: ",d" },
+      yaxis: { rangemode: "tozero", fixedrange: true, separatethousands: true, tickformat: ",d", automargin: true },
       legend: { orientation: "h", y: -0.2 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { family: "system-ui, sans-serif", size: 12 },
     };
@@ -216,6 +226,9 @@ window.TH = (() => {
   document.addEventListener("DOMContentLoaded", () => {
     const switcher = document.getElementById("lang-switch");
     if (switcher) switcher.addEventListener("change", () => setLanguage(switcher.value));
+    // On a narrow screen the navigation scrolls sideways: bring this page's link into it.
+    const nav = document.querySelector(".nav"), here = nav && nav.querySelector('a[aria-current="page"]');
+    if (here && nav.scrollWidth > nav.clientWidth) nav.scrollLeft = here.offsetLeft - nav.offsetLeft - (nav.clientWidth - here.offsetWidth) / 2;
     const signOut = document.getElementById("sign-out");
     if (signOut) signOut.addEventListener("click", async () => {
       await api("/api/auth/session", { method: "DELETE", signedOut: true }).catch(() => null);
@@ -225,7 +238,7 @@ window.TH = (() => {
 
   const user = ctx.user || {};
   return {
-    ctx, lang, t, fmt, api, all, ApiError, el, badge, state, table, tableRow, flash, toast, copy,
+    ctx, lang, t, has, fmt, api, all, ApiError, el, badge, state, table, tableRow, flash, toast, copy,
     form, dialog, isoDay, daysAgo, rangePicker, chart, live, setLanguage,
     page: ctx.page || {},
     user,
