@@ -212,6 +212,16 @@ def test_the_order_page_draws_its_windows(page: Page, api: httpx.Client) -> None
     cost, plays = chart_data(page)
     expected = growth(windows, "stat_cost", "total_play", detail["order_create_time"])
     assert [cost["y"], plays["y"]] == expected
+    # No growth known yet (one window, the order older than it): the plot says why.
+    notes = page.evaluate(
+        "document.getElementById('window-chart').layout.annotations.map((a) => a.text)"
+    )
+    if all(v is None for v in expected[0] + expected[1]):
+        assert [n.replace("<br>", " ") for n in notes] == [
+            "Growth shows from the second synced window on; Cumulative shows the figures so far."
+        ]
+    else:
+        assert notes == []
     screenshot(page, "douplus-order-en-1440")
     page.set_viewport_size(NARROW)
     no_sideways_scroll(page)

@@ -100,9 +100,27 @@ window.Douplus = (() => {
   // Plotly reads a date string as it is written: give it the viewer's own clock time, as
   // the tables and hover labels say it.
   const pad = (n) => String(n).padStart(2, "0");
+  const TIME_TICKS = [
+    { dtickrange: [null, 60000], value: "%H:%M:%S" },
+    { dtickrange: [60000, 3600000], value: "%H:%M" },
+    { dtickrange: [3600000, 86400000], value: "%m-%d %H:%M" },
+    { dtickrange: [86400000, null], value: "%m-%d" },
+  ];
   function local(instant) {
     const d = new Date(instant);
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  // Text in lines of at most `width` columns (a Chinese character takes two), for a plot's
+  // annotation, which does not wrap by itself.
+  function wrap(text, width) {
+    const cjk = /[\u3000-\u9fff]/.test(text);
+    const pieces = cjk ? [...text] : text.split(" ");
+    const lines = [""];
+    for (const piece of pieces) {
+      const line = lines[lines.length - 1], joined = line && !cjk ? `${line} ${piece}` : line + piece;
+      if (line && joined.length * (cjk ? 2 : 1) > width) lines.push(piece); else lines[lines.length - 1] = joined;
+    }
+    return lines.join("<br>");
   }
   // Growth per window (cost as bars on the ¥ axis, plays as a line on the right-hand axis)
   // or the cumulative figures (two lines): `mode` is "growth" or "total".
@@ -129,11 +147,17 @@ window.Douplus = (() => {
     };
     const layout = {
       margin: { l: 64, r: 64, t: 12, b: 40 }, height: 300, showlegend: true,
-      xaxis: { type: "date", fixedrange: true, range: span },
+      // Numbers, not month names (Plotly's are English only), finer as the span narrows.
+      xaxis: { type: "date", fixedrange: true, range: span, tickformatstops: TIME_TICKS },
       yaxis: { rangemode: "tozero", fixedrange: true, tickprefix: "¥", separatethousands: true, title: { text: costName } },
       yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", fixedrange: true, separatethousands: true, tickformat: ",d", showgrid: false, title: { text: playsName } },
       legend: { orientation: "h", y: -0.2 }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       font: { family: "system-ui, sans-serif", size: 12 },
+      // One window whose growth is not known (the order started before it): say why the
+      // plot is empty rather than leave bare axes.
+      annotations: rows.every((r) => r.cost === null && r.plays === null)
+        ? [{ text: wrap(t("douplus.chart.one_window"), 26), xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#5b6473" } }]
+        : [],
     };
     box.replaceChildren();
     window.Plotly.newPlot(box, [cost, plays], layout, { displayModeBar: false, responsive: true });
