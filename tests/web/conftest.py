@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -225,6 +226,14 @@ def browser_context_args(base_url: str) -> dict[str, Any]:
     # from its session-long Playwright). English unless a test asks otherwise; the viewer's
     # zone is fixed so times are stable.
     return {"base_url": base_url, "locale": "en-US", "timezone_id": "Asia/Shanghai"}
+
+
+def percent(rate: float | Decimal | str) -> str:
+    """A rate as the pages write it (Intl.NumberFormat, one decimal): the number's shortest
+    decimal form rounded half away from zero, so 0.4425 reads 44.3% where Python's own
+    formatting (half to even, or the binary value) gives 44.2%."""
+    shortest = Decimal(repr(float(rate)))
+    return f"{(shortest * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
 
 
 def sign_in(page: Page, username: str = "demo", password: str = "demo", path: str = "/") -> None:

@@ -21,7 +21,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
-from tests.web.conftest import PASSWORD, LiveServer, context_for, screenshot, sign_in
+from tests.web.conftest import PASSWORD, LiveServer, context_for, percent, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def day_of(api: httpx.Client, day: date) -> tuple[dict[str, Any], dict[str, Any]
 
 def rate(tasks: dict[str, Any]) -> str:
     """The connected rate as the page writes it: one decimal; none without calls."""
-    return f"{Decimal(tasks['connected_rate']):.1%}" if tasks["callout_number"] else "–"
+    return percent(tasks["connected_rate"]) if tasks["callout_number"] else "–"
 
 
 def value(page: Page, tile: str) -> Locator:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.conftest import PASSWORD, LiveServer, context_for, screenshot, sign_in
+from tests.web.conftest import PASSWORD, LiveServer, context_for, percent, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -101,7 +101,7 @@ def test_the_campaign_page_shows_the_apis_figures(page: Page, live_server: LiveS
     top = breakdown["tags"]["items"][0]
     first = page.locator("#top-tags tbody tr").first
     expect(first).to_contain_text(top["key"])
-    expect(first).to_contain_text(f"{top['count'] / breakdown['clicks']:.1%}")
+    expect(first).to_contain_text(percent(top["count"] / breakdown["clicks"]))
     expect(page.locator("#top-types tbody tr")).to_have_count(
         len(breakdown["interaction_types"]["items"])
     )

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.conftest import PASSWORD, LiveServer, context_for, screenshot, sign_in
+from tests.web.conftest import PASSWORD, LiveServer, context_for, percent, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -197,7 +197,7 @@ def test_the_order_page_draws_its_windows(page: Page, api: httpx.Client) -> None
     expect(page.locator("h1")).to_have_text(order["title"])
     expect(page.locator("#tile-cost [data-value]")).to_have_text(money(order["stat_cost"]))
     expect(page.locator("#tile-plays [data-value]")).to_have_text(f"{order['total_play']:,}")
-    rate = f"{float(order['play_duration_5s_rank']):.1%}"
+    rate = percent(order["play_duration_5s_rank"])
     expect(page.locator("#tile-rate-5s [data-value]")).to_have_text(rate)
     expect(page.locator("#windows tbody tr")).to_have_count(min(len(windows), 20))
 

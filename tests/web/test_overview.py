@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.web.conftest import LiveServer, context_for, screenshot, sign_in
+from tests.web.conftest import LiveServer, context_for, percent, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +26,7 @@ def test_each_tile_shows_what_its_api_says(page: Page, live_server: LiveServer) 
     expect(tile).to_have_text(f"{leads['today_incoming']:,}")
     expect(page.locator("#tile-leads-today [data-sub]")).to_contain_text("vs same time yesterday")
     rate = leads["today_duplicates"] / leads["today_incoming"]
-    expect(page.locator("#tile-duplicate-rate [data-value]")).to_have_text(f"{rate:.1%}")
+    expect(page.locator("#tile-duplicate-rate [data-value]")).to_have_text(percent(rate))
     accounts = f"{leads['online_accounts']:,} / {leads['total_accounts']:,}"
     expect(page.locator("#tile-accounts [data-value]")).to_have_text(accounts)
     expect(page.locator("#tile-clicks-today [data-value]")).to_have_text(
