@@ -3,8 +3,8 @@ HTTP, the settings that point at them, and the bot's inputs through the API."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -12,9 +12,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
 
+from tallyhub.core.auth import Role
 from tallyhub.core.simulation import running
 from tallyhub.taskstats import simulator
-from tests.conftest import Harness
+from tests.conftest import Harness, TestDatabase
+from tests.factories import bearer, user_token
 
 DAY = date(2024, 12, 9)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -75,6 +77,17 @@ def world() -> Iterator[World]:
     with running(app) as url, running(receiver) as partner_base:
         partner.url = f"{partner_base}/callback"
         yield World(url, app.state.videos, app, partner)
+
+
+@asynccontextmanager
+async def app_in_world(
+    harness_factory: Any, db: TestDatabase
+) -> AsyncIterator[tuple[World, Harness, dict[str, str]]]:
+    """The video simulator and a partner's receiver (`world`), an app on `db` pointed at
+    them, and an admin's Authorization header."""
+    with world() as w:
+        async with harness_factory(db, **w.overrides()) as h:
+            yield w, h, bearer(await user_token(h.runtime, "admin", Role.admin))
 
 
 def at(day: date, hour: int = 10) -> str:

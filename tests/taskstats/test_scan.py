@@ -18,6 +18,7 @@ from tests.conftest import Harness, TestDatabase
 from tests.factories import bearer, user_token
 from tests.taskstats.helpers import (
     DAY,
+    app_in_world,
     complete,
     douyin,
     item,
@@ -183,25 +184,23 @@ async def test_the_seeds_two_payloads_come_out_exactly(
 async def test_accounts_are_counted_once_overall_and_per_platform(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
-    with world() as w:
-        async with harness_factory(test_db, **w.overrides()) as h:
-            admin = bearer(await user_token(h.runtime, "admin", Role.admin))
-            t = await task(h, admin, None)
-            a, b = await promoters(h, admin, 2)
-            views = {"view_count": 10}
-            await complete(
-                h,
-                admin,
-                [
-                    item(1, t, a, "youtube", youtube(1), views),
-                    item(2, t, a, "youtube", youtube(2), views),
-                    item(3, t, a, "tiktok", tiktok(3), views),
-                    item(4, t, b, "douyin", douyin(4), views),
-                    item(5, t, b, "douyin", douyin(5), views),
-                ],
-            )
-            await _scan(h, admin)
-            (row,) = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()
+    async with app_in_world(harness_factory, test_db) as (_, h, admin):
+        t = await task(h, admin, None)
+        a, b = await promoters(h, admin, 2)
+        views = {"view_count": 10}
+        await complete(
+            h,
+            admin,
+            [
+                item(1, t, a, "youtube", youtube(1), views),
+                item(2, t, a, "youtube", youtube(2), views),
+                item(3, t, a, "tiktok", tiktok(3), views),
+                item(4, t, b, "douyin", douyin(4), views),
+                item(5, t, b, "douyin", douyin(5), views),
+            ],
+        )
+        await _scan(h, admin)
+        (row,) = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()
     assert (row["total_account_count"], row["completion_count"]) == (2, 5)
     assert (row["yt_account_count"], row["tt_account_count"], row["dy_account_count"]) == (1, 1, 1)
     assert (row["yt_view_count"], row["tt_view_count"], row["dy_view_count"]) == (20, 10, 20)
@@ -210,25 +209,23 @@ async def test_accounts_are_counted_once_overall_and_per_platform(
 async def test_missing_figures_are_fetched_once_short_links_too(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
-    with world() as w:
-        async with harness_factory(test_db, **w.overrides()) as h:
-            admin = bearer(await user_token(h.runtime, "admin", Role.admin))
-            t = await task(h, admin, w.partner.url)
-            (a, b) = await promoters(h, admin, 2)
-            short = w.videos.short_link("douyin", str(7_400_000_000_000_000_007))
-            links = [("youtube", youtube(1)), ("tiktok", tiktok(2)), ("douyin", short)]
-            await complete(
-                h, admin, [item(n, t, a if n else b, p, link) for n, (p, link) in enumerate(links)]
-            )
-            first = await _scan(h, admin)
-            asked = w.requests()
-            row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
-            again = await _scan(h, admin)
-            assert w.requests() == asked, "a rescan fetches nothing again"
-            assert (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[
-                0
-            ] == row
-            assert len(await _messages(h)) == 1, "unchanged figures send no second callback"
+    async with app_in_world(harness_factory, test_db) as (w, h, admin):
+        t = await task(h, admin, w.partner.url)
+        (a, b) = await promoters(h, admin, 2)
+        short = w.videos.short_link("douyin", str(7_400_000_000_000_000_007))
+        links = [("youtube", youtube(1)), ("tiktok", tiktok(2)), ("douyin", short)]
+        await complete(
+            h, admin, [item(n, t, a if n else b, p, link) for n, (p, link) in enumerate(links)]
+        )
+        first = await _scan(h, admin)
+        asked = w.requests()
+        row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
+        again = await _scan(h, admin)
+        assert w.requests() == asked, "a rescan fetches nothing again"
+        assert (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[
+            0
+        ] == row
+        assert len(await _messages(h)) == 1, "unchanged figures send no second callback"
     truth = {p: w.videos.truth(link) for p, link in links}
     assert first["fetched"] == 3 and first["ok"] == 1
     assert (again["fetched"], again["unchanged"], again["callbacks"]) == (0, 1, 0)
@@ -242,19 +239,17 @@ async def test_missing_figures_are_fetched_once_short_links_too(
 async def test_one_tasks_failure_is_kept_to_itself(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
-    with world() as w:
-        async with harness_factory(test_db, **w.overrides()) as h:
-            admin = bearer(await user_token(h.runtime, "admin", Role.admin))
-            good, bad = await task(h, admin, None), await task(h, admin, None)
-            (a,) = await promoters(h, admin, 1)
-            w.videos.remove(youtube(9))
-            await complete(
-                h,
-                admin,
-                [item(1, good, a, "youtube", youtube(1)), item(2, bad, a, "youtube", youtube(9))],
-            )
-            result = await _scan(h, admin)
-            rows = (await h.client.get("/api/taskstats/daily", headers=admin)).json()["items"]
+    async with app_in_world(harness_factory, test_db) as (w, h, admin):
+        good, bad = await task(h, admin, None), await task(h, admin, None)
+        (a,) = await promoters(h, admin, 1)
+        w.videos.remove(youtube(9))
+        await complete(
+            h,
+            admin,
+            [item(1, good, a, "youtube", youtube(1)), item(2, bad, a, "youtube", youtube(9))],
+        )
+        result = await _scan(h, admin)
+        rows = (await h.client.get("/api/taskstats/daily", headers=admin)).json()["items"]
     assert (result["ok"], result["failed"]) == (1, 1)
     assert "not found" in result["errors"][str(bad)]
     assert [r["task_id"] for r in rows] == [good]
@@ -263,24 +258,22 @@ async def test_one_tasks_failure_is_kept_to_itself(
 async def test_a_rescan_after_new_completions_updates_the_row_and_calls_back_again(
     harness_factory: Any, test_db: TestDatabase
 ) -> None:
-    with world() as w:
-        async with harness_factory(test_db, **w.overrides()) as h:
-            admin = bearer(await user_token(h.runtime, "admin", Role.admin))
-            t = await task(h, admin, w.partner.url)
-            a, b = await promoters(h, admin, 2)
-            await complete(h, admin, [item(1, t, a, "tiktok", tiktok(1), {"view_count": 5})])
-            await _scan(h, admin)
-            w.partner.statuses = [500]
-            await deliver_due(h.runtime.db, h.runtime.secret_box())
-            row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
-            assert (row["webhook_sent"], row["retry_count"]) == (False, 0)
-            assert row["webhook_response"].startswith("500")
+    async with app_in_world(harness_factory, test_db) as (w, h, admin):
+        t = await task(h, admin, w.partner.url)
+        a, b = await promoters(h, admin, 2)
+        await complete(h, admin, [item(1, t, a, "tiktok", tiktok(1), {"view_count": 5})])
+        await _scan(h, admin)
+        w.partner.statuses = [500]
+        await deliver_due(h.runtime.db, h.runtime.secret_box())
+        row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
+        assert (row["webhook_sent"], row["retry_count"]) == (False, 0)
+        assert row["webhook_response"].startswith("500")
 
-            await complete(h, admin, [item(2, t, b, "tiktok", tiktok(2), {"view_count": 7})])
-            result = await _scan(h, admin)
-            await deliver_due(h.runtime.db, h.runtime.secret_box())
-            row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
-            messages = await _messages(h)
+        await complete(h, admin, [item(2, t, b, "tiktok", tiktok(2), {"view_count": 7})])
+        result = await _scan(h, admin)
+        await deliver_due(h.runtime.db, h.runtime.secret_box())
+        row = (await h.client.get(f"/api/taskstats/tasks/{t}/daily", headers=admin)).json()[0]
+        messages = await _messages(h)
     assert result["callbacks"] == 1 and len(messages) == 2
     assert (row["tt_account_count"], row["tt_view_count"]) == (2, 12)
     assert row["webhook_sent"] and row["webhook_message_id"] == messages[-1].id
@@ -288,27 +281,23 @@ async def test_a_rescan_after_new_completions_updates_the_row_and_calls_back_aga
 
 
 async def test_agents_get_their_day(harness_factory: Any, test_db: TestDatabase) -> None:
-    with world() as w:
-        async with harness_factory(test_db, **w.overrides()) as h:
-            admin = bearer(await user_token(h.runtime, "admin", Role.admin))
-            t = await task(h, admin, None)
-            east = await promoters(h, admin, 2, agent="east")
-            west = await promoters(h, admin, 1, agent="west")
-            await complete(
-                h,
-                admin,
-                [
-                    item(
-                        1, t, east[0], "youtube", youtube(1), {"view_count": 100, "like_count": 1}
-                    ),
-                    item(2, t, east[1], "douyin", douyin(2), {"view_count": 50, "like_count": 2}),
-                    item(3, t, west[0], "douyin", douyin(3), {"view_count": 7, "like_count": 3}),
-                ],
-            )
-            await _scan(h, admin)
-            agents = (
-                await h.client.get(f"/api/taskstats/agents/daily?date={DAY}", headers=admin)
-            ).json()
+    async with app_in_world(harness_factory, test_db) as (_, h, admin):
+        t = await task(h, admin, None)
+        east = await promoters(h, admin, 2, agent="east")
+        west = await promoters(h, admin, 1, agent="west")
+        await complete(
+            h,
+            admin,
+            [
+                item(1, t, east[0], "youtube", youtube(1), {"view_count": 100, "like_count": 1}),
+                item(2, t, east[1], "douyin", douyin(2), {"view_count": 50, "like_count": 2}),
+                item(3, t, west[0], "douyin", douyin(3), {"view_count": 7, "like_count": 3}),
+            ],
+        )
+        await _scan(h, admin)
+        agents = (
+            await h.client.get(f"/api/taskstats/agents/daily?date={DAY}", headers=admin)
+        ).json()
 
     async def count(session: AsyncSession) -> int:
         return int(await session.scalar(select(func.count()).select_from(Task)) or 0)
